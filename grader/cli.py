@@ -1,0 +1,168 @@
+"""`llmsys`: the command line. It parses arguments, calls `grader.commands`, and
+turns every `LlmsysError` into one line plus a tip and an exit code:
+
+    0  success
+    1  a check ran and found problems (stale starter, failed invariant)
+    2  bad input (manifest, marker, path, argument)
+    3  a bug in the toolkit (the traceback is printed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from grader import __version__, commands, schema
+from grader.errors import ExitCode, LlmsysError
+from grader.manifest import Assignment, find_root
+from grader.verify import Verification
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        root = Path(args.root).resolve() if args.root else find_root()
+        return args.run(args, root, out)
+    except LlmsysError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        if exc.hint:
+            err.print(f"[yellow]tip:[/] {exc.hint}", markup=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception:
+        traceback.print_exc()
+        err.print(
+            "[bold red]internal error[/]: this is a bug in llmsys; please report it "
+            "with the traceback above"
+        )
+        return int(ExitCode.INTERNAL)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmsys", description="LLM Systems course toolkit.")
+    parser.add_argument("--version", action="version", version=f"llmsys {__version__}")
+    parser.add_argument(
+        "--root", help="the course repository (default: found from the working directory)"
+    )
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check every manifest and solution marker")
+    p.add_argument("--schema", action="store_true", help="print the manifest's keys and exit")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("build-starter", help="generate starter/hwN/ from solutions/")
+    p.add_argument("assignments", nargs="*", metavar="hwN", help="default: all")
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming each stale file"
+    )
+    p.set_defaults(run=_build_starter)
+
+    p = sub.add_parser(
+        "verify",
+        help="run the public tests on reference, starter and "
+        "one-task stubs; print a per-task table",
+    )
+    p.add_argument("assignments", nargs="*", metavar="hwN", help="default: all")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="pytest runs at once (default: CPU count)",
+    )
+    p.set_defaults(run=_verify)
+    return parser
+
+
+def _validate(args: argparse.Namespace, root: Path, out: Console) -> int:
+    if args.schema:
+        print(schema_markdown(), end="")
+        return 0
+    s = commands.validate(root)
+    out.print(
+        f"ok: {s.assignments} assignment(s), {s.tasks} task(s), "
+        f"{s.regions} solution region(s) in {s.files} file(s)"
+    )
+    return 0
+
+
+def schema_markdown() -> str:
+    """The manifest's reference page; docs/manifest.md is exactly this output."""
+    lines = [
+        "# The assignment manifest",
+        "",
+        "`assignments/hwN/assignment.toml`, one per assignment. Unknown keys, missing",
+        "required keys and values of the wrong type are errors that name the file and the key.",
+        "This page is the output of `llmsys validate --schema > docs/manifest.md`.",
+        "",
+        "| key | type | meaning |",
+        "|---|---|---|",
+    ]
+    for key, kind, text in schema.describe(Assignment):
+        lines.append(f"| `{key}` | {kind.replace('|', 'or')} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def _build_starter(args: argparse.Namespace, root: Path, out: Console) -> int:
+    done = commands.build_starters(root, args.assignments, check=args.check, progress=out.print)
+    if args.check:
+        out.print(f"ok: {', '.join(done)} in sync with solutions/")
+    return 0
+
+
+def _verify(args: argparse.Namespace, root: Path, out: Console) -> int:
+    if args.jobs < 1:
+        raise LlmsysError(f"--jobs must be at least 1, got {args.jobs}")
+    results = commands.verify_assignments(root, args.assignments, args.jobs, progress=out.print)
+    for result in results:
+        out.print(_table(result))
+        for problem in result.problems:
+            out.print(f"  [red]✗[/] {problem}", markup=True)
+    failed = [r.assignment.id for r in results if not r.ok]
+    if failed:
+        out.print(f"[bold red]FAILED[/]: {', '.join(failed)}", markup=True)
+        return int(ExitCode.CHECK_FAILED)
+    out.print(
+        f"[bold green]ok[/]: {', '.join(r.assignment.id for r in results)}: reference "
+        "passes, starter fails cleanly, each task isolated",
+        markup=True,
+    )
+    return 0
+
+
+def _table(result: Verification) -> Table:
+    a = result.assignment
+    table = Table(title=f"{a.id}: {a.title}", title_justify="left")
+    for name in ("task", "title", "points", "tests", "reference", "starter", "isolated"):
+        table.add_column(name, justify="right" if name in ("points", "tests") else "left")
+    for row in result.rows:
+        ref_ok = row.tests > 0 and row.reference_passed == row.tests
+        stub_ok = row.tests > 0 and row.starter_clean == row.tests
+        table.add_row(
+            row.task_id,
+            row.title,
+            str(row.points),
+            str(row.tests),
+            _mark(ref_ok, f"{row.reference_passed}/{row.tests} pass"),
+            _mark(stub_ok, f"{row.starter_clean}/{row.tests} stub-fail"),
+            _mark(row.isolated, "yes" if row.isolated else "no"),
+        )
+    return table
+
+
+def _mark(ok: bool, text: str) -> str:
+    return f"[green]{text}[/]" if ok else f"[red]{text}[/]"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Check an assignment's invariants by running its public tests on generated trees.
+
+For each assignment this builds, in a temporary folder:
+- the reference tree (nothing stubbed): every test must pass;
+- the starter tree: every test must fail cleanly, with a NotImplementedError
+  raised by a stub of this assignment (no collection error, no crash);
+- one tree per task with only that task stubbed: exactly that task's tests fail.
+It also checks that every test names a task of the assignment and every task
+has tests. The results feed the per-task table of `llmsys verify`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import starter
+from grader.manifest import Assignment, Course
+
+#: Wall-clock limit of one pytest run of an assignment's public tests.
+RUN_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """One test's outcome, as the grader plugin wrote it."""
+
+    nodeid: str
+    task: str | None
+    outcome: str  # passed | failed | error | skipped
+    error_type: str | None
+    message: str
+
+    @property
+    def clean_stub_failure(self) -> bool:
+        return self.outcome == "failed" and self.error_type == "NotImplementedError"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pytest run over one tree."""
+
+    label: str
+    records: tuple[TestRecord, ...]
+    returncode: int
+    output: str
+
+    def of_task(self, task_id: str) -> list[TestRecord]:
+        return [r for r in self.records if r.task == task_id]
+
+
+@dataclass
+class TaskRow:
+    task_id: str
+    title: str
+    points: int
+    tests: int = 0
+    reference_passed: int = 0
+    starter_clean: int = 0
+    isolated: bool = False
+
+
+@dataclass
+class Verification:
+    assignment: Assignment
+    rows: list[TaskRow]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def run_tests(tree: Path, label: str, timeout: float = RUN_TIMEOUT_S) -> Run:
+    """Run pytest over the public tests of a generated tree, in a subprocess."""
+    results = tree / ".llmsys-results.json"
+    env = {**os.environ, "CI": os.environ.get("CI", "1"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONPATH", None)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--llmsys-results",
+        str(results),
+    ]
+    try:
+        done = subprocess.run(
+            command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        returncode, output = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired:
+        return Run(label, (), -1, f"pytest did not finish within {timeout:.0f} s")
+    if not results.exists():
+        return Run(label, (), returncode, output)
+    data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
+    records = tuple(
+        TestRecord(t["nodeid"], t["task"], t["outcome"], t["error_type"], t["message"])
+        for t in data["tests"]
+    )
+    return Run(label, records, returncode, output)
+
+
+def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
+    """Run every invariant of `a` and tally them per task."""
+    regions = starter.scan(course)
+    own_tags = {t.id: set(t.marker_tags) for t in a.tasks}
+    trees = {"reference": set(), "starter": starter.starter_stub_tags(course, a)}
+    trees.update({f"only {task_id}": tags for task_id, tags in own_tags.items()})
+    with tempfile.TemporaryDirectory(prefix=f"llmsys-verify-{a.id}-") as tmp:
+
+        def build_and_run(label: str) -> Run:
+            tree = starter.render_tree(course, a, trees[label], regions)
+            folder = starter.copy_tree(tree, Path(tmp) / label.replace(" ", "-"))
+            return run_tests(folder, label)
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            runs = dict(zip(trees, pool.map(build_and_run, trees), strict=True))
+    return tally(a, runs)
+
+
+def tally(a: Assignment, runs: dict[str, Run]) -> Verification:
+    """Turn the runs of `verify` into a per-task table and a list of problems."""
+    rows = [TaskRow(t.id, t.title, t.points) for t in a.tasks]
+    result = Verification(a, rows)
+    problems = result.problems
+    reference, stub = runs["reference"], runs["starter"]
+    for run in runs.values():
+        if not run.records:
+            problems.append(
+                f"{run.label}: pytest recorded no test (exit {run.returncode}): "
+                f"{_last_line(run.output)}"
+            )
+    task_ids = {t.id for t in a.tasks}
+    for record in reference.records:
+        if record.outcome == "error" and record.task is None:
+            problems.append(
+                f"reference: collection error in {record.nodeid or 'tests'}: "
+                f"{_last_line(record.message)}"
+            )
+        elif record.task not in task_ids:
+            problems.append(
+                f"{record.nodeid}: has no task marker of {a.id} "
+                f"(got {record.task!r}); add pytestmark = pytest.mark.task(...)"
+            )
+    for row in rows:
+        ref = reference.of_task(row.task_id)
+        row.tests = len(ref)
+        row.reference_passed = sum(r.outcome == "passed" for r in ref)
+        if not ref:
+            problems.append(f"{row.task_id}: no public test carries this task")
+        for r in ref:
+            if r.outcome != "passed":
+                problems.append(f"reference: {r.nodeid} {r.outcome}: {_last_line(r.message)}")
+        starter_records = stub.of_task(row.task_id)
+        row.starter_clean = sum(
+            r.clean_stub_failure and r.message.startswith(f"{a.id}.") for r in starter_records
+        )
+        for r in starter_records:
+            if not (r.clean_stub_failure and r.message.startswith(f"{a.id}.")):
+                problems.append(
+                    f"starter: {r.nodeid} should fail with a NotImplementedError "
+                    f"of a {a.id} stub, got {r.outcome} "
+                    f"{r.error_type or ''}: {_last_line(r.message)}"
+                )
+        only = runs[f"only {row.task_id}"]
+        wrong = [r for r in only.records if (r.task == row.task_id) != (r.outcome != "passed")]
+        row.isolated = bool(only.records) and not wrong
+        for r in wrong:
+            expected = "fail" if r.task == row.task_id else "pass"
+            problems.append(
+                f"only {row.task_id} stubbed: {r.nodeid} should {expected}, got {r.outcome}"
+            )
+    collection = [r for r in stub.records if r.task is None and r.outcome == "error"]
+    for r in collection:
+        problems.append(
+            f"starter: collection error in {r.nodeid or 'tests'}: {_last_line(r.message)}"
+        )
+    return result
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no output)"

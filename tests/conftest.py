@@ -1,0 +1,128 @@
+"""Fixtures for the toolkit's own tests: a miniature course built in tmp_path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+OPS = '''\
+"""A tiny module with three graded functions."""
+
+
+def add(x: int, y: int) -> int:
+    """x + y"""
+    # BEGIN SOLUTION hw1.1
+    return x + y
+    # END SOLUTION
+
+
+def mul(x: int, y: int) -> int:
+    """x * y"""
+    # BEGIN SOLUTION hw1.2
+    result = x * y
+    return result
+    # END SOLUTION
+
+
+def neg(x: int) -> int:
+    """-x"""
+    # BEGIN SOLUTION hw2.1
+    return -x
+    # END SOLUTION
+'''
+
+KERNEL = """\
+__global__ void negKernel(float* out, const float* in, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    // BEGIN SOLUTION hw2.1
+    if (i < n) out[i] = -in[i];
+    // END SOLUTION
+}
+"""
+
+TESTS_HW1 = """\
+import mini
+import pytest
+
+
+@pytest.mark.task("hw1.1")
+def test_add():
+    assert mini.add(2, 3) == 5
+
+
+@pytest.mark.task("hw1.1")
+def test_add_zero():
+    assert mini.add(0, 7) == 7
+
+
+@pytest.mark.task("hw1.2")
+def test_mul():
+    assert mini.mul(2, 3) == 6
+"""
+
+TESTS_HW2 = """\
+import mini
+import pytest
+
+pytestmark = pytest.mark.task("hw2.1")
+
+
+def test_neg():
+    assert mini.neg(4) == -4
+"""
+
+
+def manifest(
+    aid: str, tasks: list[tuple[str, str, int]], ship: list[str], submit: list[str], extra: str = ""
+) -> str:
+    body = [
+        f'id = "{aid}"',
+        f'title = "Mini {aid}"',
+        "due = 2027-01-01T23:59:00Z",
+        f"ship = {ship!r}".replace("'", '"'),
+        f"submit = {submit!r}".replace("'", '"'),
+        'dependencies = ["pytest>=8"]',
+        extra,
+    ]
+    for tid, title, points in tasks:
+        body.append(f'[[tasks]]\nid = "{tid}"\ntitle = "{title}"\npoints = {points}')
+    return "\n".join(body) + "\n"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text) if text.startswith("\n") else text)
+    return path
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    """A two-assignment course: hw1 (add 4 pts, mul 6 pts) and hw2 (neg, with a kernel)."""
+    root = tmp_path / "course"
+    write(root / "solutions/mini/__init__.py", "from .ops import add, mul, neg  # noqa: F401\n")
+    write(root / "solutions/mini/ops.py", OPS)
+    write(root / "kernels/neg.cu", KERNEL)
+    write(
+        root / "assignments/hw1/assignment.toml",
+        manifest(
+            "hw1", [("hw1.1", "Add", 4), ("hw1.2", "Mul", 6)], ["solutions/mini"], ["mini/ops.py"]
+        ),
+    )
+    write(root / "assignments/hw1/README.md", "# hw1\n")
+    write(root / "assignments/hw1/tests/test_mini.py", TESTS_HW1)
+    write(
+        root / "assignments/hw2/assignment.toml",
+        manifest(
+            "hw2",
+            [("hw2.1", "Neg", 10)],
+            ["solutions/mini", "kernels/neg.cu"],
+            ["mini/ops.py", "kernels/neg.cu"],
+        ),
+    )
+    write(root / "assignments/hw2/README.md", "# hw2\n")
+    write(root / "assignments/hw2/tests/test_neg.py", TESTS_HW2)
+    return root

@@ -1,0 +1,82 @@
+"""The command line: exit codes and one-line errors with a tip, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.cli import main
+from tests.conftest import REPO
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_validate_ok(course: Path, capsys):
+    code, out, _ = run(capsys, "--root", str(course), "validate")
+    assert code == 0
+    assert "ok: 2 assignment(s), 3 task(s), 4 solution region(s) in 2 file(s)" in out
+
+
+def test_validate_schema_lists_keys(course: Path, capsys):
+    code, out, _ = run(capsys, "--root", str(course), "validate", "--schema")
+    assert code == 0 and "full_credit_ratio" in out and "submit" in out
+
+
+def test_broken_marker_exits_2_with_file_line(course: Path, capsys):
+    ops = course / "solutions/mini/ops.py"
+    ops.write_text(ops.read_text().replace("# END SOLUTION\n", "", 1))
+    code, _, err = run(capsys, "--root", str(course), "build-starter")
+    assert code == 2
+    assert err.startswith(
+        "error: solutions/mini/ops.py:12: nested BEGIN SOLUTION (region hw1.1 "
+        "opened at line 6 is not closed)"
+    )
+    assert "Traceback" not in err
+    assert "tip: close the open region" in err
+
+
+def test_stale_starter_exits_1_naming_the_file(course: Path, capsys):
+    assert run(capsys, "--root", str(course), "build-starter")[0] == 0
+    (course / "starter/hw1/mini/ops.py").write_text("# edited by hand\n")
+    code, _, err = run(capsys, "--root", str(course), "build-starter", "--check")
+    assert code == 1
+    assert "starter/hw1/mini/ops.py: differs" in err
+    assert "tip: run `llmsys build-starter`" in err
+
+
+def test_unknown_assignment_exits_2(course: Path, capsys):
+    code, _, err = run(capsys, "--root", str(course), "build-starter", "hw9")
+    assert code == 2 and "unknown assignment 'hw9' (known: hw1, hw2)" in err
+
+
+def test_bad_manifest_exits_2(course: Path, capsys):
+    path = course / "assignments/hw1/assignment.toml"
+    path.write_text("colour = 1\n" + path.read_text())
+    code, _, err = run(capsys, "--root", str(course), "validate")
+    assert code == 2
+    assert "assignments/hw1/assignment.toml: colour: unknown key" in err
+
+
+def test_outside_a_course_exits_2(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("grader.manifest.__file__", str(tmp_path / "x" / "manifest.py"))
+    code, _, err = run(capsys, "validate")
+    assert code == 2 and "is not inside the course repository" in err
+
+
+def test_console_script_is_installed():
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "--root", str(REPO), "validate"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: ")

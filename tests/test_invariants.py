@@ -1,0 +1,108 @@
+"""The course's invariants, for every real assignment.
+
+- starters are in sync with solutions/;
+- the reference passes every public test, the starter fails every one cleanly
+  with a NotImplementedError of a stub, and stubbing one task fails only its tests;
+- a copy of the starter, outside this repo, installs with pip and runs pytest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+from grader import starter
+from grader.manifest import Course
+from grader.verify import verify
+from tests.conftest import REPO
+
+COURSE = Course.load(REPO)
+ASSIGNMENTS = [pytest.param(a, id=a.id) for a in COURSE.assignments]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_starter_is_in_sync(assignment):
+    tree = starter.starter_tree(COURSE, assignment)
+    assert starter.stale_files(tree, REPO / "starter" / assignment.id) == []
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_reference_passes_starter_fails_tasks_isolated(assignment):
+    result = verify(COURSE, assignment, jobs=2)
+    assert result.problems == []
+    for row in result.rows:
+        assert row.tests > 0
+        assert row.reference_passed == row.tests
+        assert row.starter_clean == row.tests
+        assert row.isolated
+
+
+def junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
+    """test name -> (outcome, message) from a JUnit XML file."""
+    outcomes = {}
+    for suite in JUnitXml.fromfile(str(path)):
+        for case in suite:
+            kinds = {type(r): r for r in case.result}
+            outcome, message = "passed", ""
+            for kind, name in ((Failure, "failed"), (Error, "error"), (Skipped, "skipped")):
+                if kind in kinds:
+                    outcome, message = name, kinds[kind].message or ""
+            outcomes[f"{case.classname}.{case.name}"] = (outcome, message)
+    return outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_starter_copy_installs_and_runs_standalone(assignment, tmp_path: Path):
+    """A student's view: copy starter/hwN anywhere, `pip install -e .`, `pytest`."""
+    work = tmp_path / "student"
+    shutil.copytree(REPO / "starter" / assignment.id, work)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(REPO / "ci" / "constraints.txt"),
+            "-e",
+            ".",
+        ],
+        cwd=work,
+        check=True,
+    )
+
+    def pytest_in_copy() -> dict[str, tuple[str, str]]:
+        report = tmp_path / "junit.xml"
+        subprocess.run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+            cwd=work,
+            check=False,
+            env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "CI": "1", "HOME": str(tmp_path)},
+        )
+        return junit_outcomes(report)
+
+    outcomes = pytest_in_copy()
+    assert outcomes, "pytest ran no test in the starter copy"
+    task_ids = tuple(f"{t.id}:" for t in assignment.tasks)
+    for name, (outcome, message) in outcomes.items():
+        assert outcome == "failed", (name, outcome, message)
+        assert message.startswith("NotImplementedError: "), (name, message)
+        assert message.removeprefix("NotImplementedError: ").startswith(task_ids), (name, message)
+
+    # Dropping the reference's versions of the submitted files in makes every test pass.
+    reference = starter.render_tree(COURSE, assignment, stub_tags=())
+    for rel in assignment.submit:
+        (work / rel).write_bytes(reference[rel])
+    outcomes = pytest_in_copy()
+    assert {outcome for outcome, _ in outcomes.values()} == {"passed"}, outcomes
