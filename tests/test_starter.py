@@ -102,3 +102,18 @@ def test_check_names_missing_and_extra_files(course: Path):
     build_starters(course, ["hw1"])  # repairs: removes the extra file, restores the missing one
     assert not (course / "starter/hw1/mini/notes.txt").exists()
     assert build_starters(course, ["hw1"], check=True) == ["starter/hw1"]
+
+
+def test_editing_shipped_code_outside_regions_makes_the_starter_stale(course: Path):
+    build_starters(course)
+    ops = course / "solutions/mini/ops.py"
+    ops.write_text(ops.read_text().replace('"""x + y"""', '"""Return x + y."""'))
+    with pytest.raises(CheckFailed) as info:
+        build_starters(course, check=True)
+    assert "starter/hw1/mini/ops.py: differs from what its source generates" in info.value.message
+    # Inside a region that hw1 stubs, an edit cannot change hw1's starter: the stub is the same.
+    build_starters(course)
+    ops.write_text(ops.read_text().replace("result = x * y", "result = y * x"))
+    with pytest.raises(CheckFailed) as info:
+        build_starters(course, check=True)
+    assert "starter/hw1/" not in info.value.message  # only hw2 ships hw1's solution
