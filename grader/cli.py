@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from grader import __version__, commands, schema
+from grader import __version__, commands, results, schema
 from grader.errors import ExitCode, LlmsysError
 from grader.manifest import Assignment, find_root
 from grader.verify import Verification
@@ -81,6 +81,23 @@ def _parser() -> argparse.ArgumentParser:
         help="pytest runs at once (default: CPU count)",
     )
     p.set_defaults(run=_verify)
+
+    p = sub.add_parser("grade", help="grade a folder of submissions (folders or .zip files)")
+    p.add_argument("assignment", metavar="hwN")
+    p.add_argument("submissions", metavar="SUBMISSIONS", help="folder with one entry per student")
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
+    p.add_argument(
+        "--backend",
+        choices=["local"],
+        default="local",
+        help="where the harness runs (default: local)",
+    )
+    p.add_argument(
+        "--regrade", action="store_true", help="grade again even submissions with a finished result"
+    )
+    p.add_argument("--roster", help="Canvas gradebook export (CSV) to match students")
+    p.set_defaults(run=_grade)
     return parser
 
 
@@ -137,6 +154,87 @@ def _verify(args: argparse.Namespace, root: Path, out: Console) -> int:
         "passes, starter fails cleanly, each task isolated",
         markup=True,
     )
+    return 0
+
+
+def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from grader.backends.local import LocalBackend
+    from grader.reports import table
+
+    if args.jobs < 1:
+        raise LlmsysError(f"--jobs must be at least 1, got {args.jobs}")
+    submissions = Path(args.submissions)
+    roster = Path(args.roster) if args.roster else None
+    if roster is not None and not roster.is_file():
+        raise LlmsysError(
+            f"roster {roster} does not exist",
+            "export it from Canvas: Grades > Export, and pass the CSV file",
+        )
+    output = Path(args.out).resolve()
+    backend = LocalBackend(hide=[str(output)])
+    if not backend.confined():
+        out.print(
+            "[yellow]notice:[/] not running as root: student code will run without a "
+            "sandbox (no separate uid, network or mount isolation)",
+            markup=True,
+        )
+    progress = Progress(
+        TextColumn("grading {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=out,
+        transient=False,
+    )
+    bar = {}
+
+    def on_start(total: int, todo: int) -> None:
+        out.print(
+            f"{args.assignment}: {total} submission(s), {total - todo} already graded, "
+            f"{todo} to grade, {args.jobs} at a time"
+        )
+        bar["id"] = progress.add_task(args.assignment, total=total)
+
+    def on_done(result: results.SubmissionResult, reused: bool) -> None:
+        note = " (earlier result)" if reused else f" in {result.duration_s:.1f} s"
+        reason = f": {result.reason}" if result.reason else ""
+        progress.console.print(
+            f"  {result.submission}: {result.status} "
+            f"{result.score:g}/{result.max_score:g}{note}{reason}"
+        )
+        progress.advance(bar["id"])
+
+    with progress:
+        batch = commands.grade(
+            root,
+            args.assignment,
+            submissions,
+            output,
+            backend,
+            jobs=args.jobs,
+            regrade=args.regrade,
+            roster=roster,
+            on_start=on_start,
+            on_done=on_done,
+        )
+    tasks = [
+        (t.id, t.title, float(t.points)) for t in commands.assignment(root, args.assignment).tasks
+    ]
+    out.print(table.render(batch.results, tasks))
+    for warning in batch.warnings:
+        out.print(f"[yellow]warning:[/] {warning}", markup=True)
+    out.print(f"{batch.graded} graded, {batch.reused} reused; reports in {batch.out}")
     return 0
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from grader import starter
-from grader.errors import CheckFailed
-from grader.manifest import Course
+from grader.errors import CheckFailed, LlmsysError
+from grader.manifest import Assignment, Course
 from grader.verify import Verification, verify
+
+if TYPE_CHECKING:
+    from grader.batch import BatchResult
+    from grader.grade import Backend
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,45 @@ def verify_assignments(
         )
         results.append(verify(course, a, jobs))
     return results
+
+
+def assignment(root: Path, assignment_id: str) -> Assignment:
+    return Course.load(root).get(assignment_id)
+
+
+def grade(
+    root: Path,
+    assignment_id: str,
+    submissions: Path,
+    out: Path,
+    backend: Backend,
+    jobs: int = 1,
+    regrade: bool = False,
+    roster: Path | None = None,
+    **callbacks: Any,
+) -> BatchResult:
+    """Grade every submission in the folder `submissions` into `out`."""
+    from grader import batch, grade
+
+    course = Course.load(root)
+    a = course.get(assignment_id)
+    if not submissions.is_dir():
+        raise LlmsysError(
+            f"{submissions} is not a folder",
+            "pass the folder that holds one folder or .zip per student",
+        )
+    found = batch.discover(submissions)
+    if not found:
+        raise LlmsysError(
+            f"{submissions} holds no submission",
+            "each student's submission is a folder or a .zip in it",
+        )
+    if out.resolve() == submissions.resolve() or submissions.resolve() in out.resolve().parents:
+        raise LlmsysError(
+            "--out must not be inside the submissions folder",
+            "choose another output folder, e.g. --out out",
+        )
+    ctx = grade.context(course, a)
+    return batch.grade_batch(
+        ctx, found, out, backend, jobs=jobs, regrade=regrade, roster=roster, **callbacks
+    )

@@ -54,6 +54,11 @@ class Task:
     gpu: bool = doc(
         "True when the task's tests need a GPU (skipped with a reason without one).", default=False
     )
+    files: tuple[str, ...] = doc(
+        "Submitted files this task grades; when one is missing from a submission, the task's "
+        "tests fail with 'file X missing from submission'.",
+        default=(),
+    )
 
     @property
     def marker_tags(self) -> tuple[str, ...]:
@@ -77,13 +82,17 @@ class Limits:
 
 @dataclass(frozen=True)
 class TimingCheck:
-    id: str = doc("Name of the check, unique in the assignment (e.g. 'hw1.5-matmul').")
+    id: str = doc("Name of the check, used by its test: @pytest.mark.timing('<id>').")
     task: str = doc("Task whose points this check gives.")
-    probe: str = doc("Probe that runs the timed call, as 'module:function' of the hidden tests.")
-    sizes: tuple[int, ...] = doc("Problem sizes the probe is timed at.")
-    points: int = doc("Points of the task given by this check.")
+    sizes: tuple[int, ...] = doc("Problem sizes passed to the timed probe, each timed.")
+    points: float = doc("Points of the task given by this check (the test's share).")
     full_credit_ratio: float = doc("Student/reference time at or below which credit is full.")
     zero_credit_ratio: float = doc("Student/reference time at or above which credit is zero.")
+    samples: int = doc("Timed samples per side and size; the median is used.", default=5)
+    min_sample_s: float = doc(
+        "Repetitions per sample are doubled until the reference's sample lasts this long.",
+        default=0.05,
+    )
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,9 @@ def _check(a: Assignment, folder: Path, root: Path, where: str) -> None:
         seen.add(task.id)
         if task.points <= 0:
             fail(f"tasks[{i}].points", "must be positive")
+        for j, path in enumerate(task.files):
+            if path not in a.submit:
+                fail(f"tasks[{i}].files[{j}]", f"{path!r} is not in submit")
     for i, entry in enumerate(a.ship):
         if not any(entry.startswith(r) for r in SHIP_ROOTS) or ".." in PurePosixPath(entry).parts:
             fail(f"ship[{i}]", f"{entry!r} must lie under {', '.join(SHIP_ROOTS)}")

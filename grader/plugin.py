@@ -23,7 +23,7 @@ MESSAGE_LIMIT = 2000
 MARKERS = (
     "task(id, points=None): the task (hwN.K) whose points this test gives",
     "gpu: needs a CUDA GPU; skipped with a reason where there is none",
-    "timing: compares the speed of the student's code with the reference",
+    "timing(check_id): a timing check of the manifest, comparing speed with the reference",
 )
 
 
@@ -55,24 +55,44 @@ def task_of(item: pytest.Item) -> tuple[str | None, float | None]:
 
 
 class ResultsRecorder:
-    """Collects one record per test and writes them all at the end of the session."""
+    """One record per test, written after every test (atomically) and at the end.
+
+    Every collected test starts as "did_not_run", so if the session is killed
+    half-way the file still lists what never ran.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: dict[str, dict[str, Any]] = {}
+        self.items: dict[str, pytest.Item] = {}
+        self.collection_errors: list[dict[str, Any]] = []
+        self.finished = False
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            task, points = task_of(item)
+            self.items[item.nodeid] = item
+            self.records[item.nodeid] = _record(item.nodeid, task, points)
+            timing = item.get_closest_marker("timing")
+            if timing is not None and timing.args:
+                self.records[item.nodeid]["timing"] = str(timing.args[0])
+        self._write()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         task, points = task_of(item)
         record = self.records.setdefault(item.nodeid, _record(item.nodeid, task, points))
+        if call.when == "setup":
+            record["outcome"] = "passed"
         record["duration"] += report.duration
         if report.failed and record["outcome"] not in ("failed", "error"):
             record["outcome"] = "failed" if call.when == "call" else "error"
             record["phase"] = call.when
             if call.excinfo is not None:
                 record["error_type"] = call.excinfo.typename
-                record["message"] = _truncate(str(call.excinfo.value))
+                record["message"] = _truncate(_safe_str(call.excinfo.value))
+            record["longrepr"] = _truncate(str(report.longrepr), 8000)
         elif report.skipped and record["outcome"] == "passed":
             record["outcome"] = "skipped"
             record["phase"] = call.when
@@ -80,15 +100,33 @@ class ResultsRecorder:
                 record["message"] = _truncate(str(report.longrepr[2]))
         return report
 
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        item = self.items.get(nodeid)
+        if item is not None and nodeid in self.records:
+            self.records[nodeid]["properties"] = {
+                str(k): v if isinstance(v, (str, int, float)) else str(v)
+                for k, v in item.user_properties
+            }
+        self._write()
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             record = _record(report.nodeid or "<collection>", None, None)
             record.update(outcome="error", phase="collect", message=_truncate(str(report.longrepr)))
-            self.records[record["nodeid"]] = record
+            self.collection_errors.append(record)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.finished = True
+        self._write()
+
+    def _write(self) -> None:
         write_json_atomic(
-            self.path, {"format": RESULTS_FORMAT, "tests": list(self.records.values())}
+            self.path,
+            {
+                "format": RESULTS_FORMAT,
+                "finished": self.finished,
+                "tests": [*self.collection_errors, *self.records.values()],
+            },
         )
 
 
@@ -97,12 +135,21 @@ def _record(nodeid: str, task: str | None, points: float | None) -> dict[str, An
         "nodeid": nodeid,
         "task": task,
         "points": points,
-        "outcome": "passed",
+        "outcome": "did_not_run",
         "phase": None,
         "error_type": None,
         "message": "",
+        "longrepr": "",
         "duration": 0.0,
+        "properties": {},
     }
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -120,8 +167,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def _truncate(text: str) -> str:
-    if len(text) <= MESSAGE_LIMIT:
+def _truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Head and tail of a long text, saying how much was cut."""
+    if len(text) <= limit:
         return text
-    half = MESSAGE_LIMIT // 2
-    return f"{text[:half]}\n... [{len(text) - MESSAGE_LIMIT} characters cut] ...\n{text[-half:]}"
+    half = limit // 2
+    return f"{text[:half]}\n... [{len(text) - limit} characters cut] ...\n{text[-half:]}"

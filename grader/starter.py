@@ -173,7 +173,7 @@ def _pyproject(a: Assignment, tree: Tree) -> str:
         "markers = [\n"
         '    "task(id, points=None): the task (hwN.K) whose points this test gives",\n'
         '    "gpu: needs a CUDA GPU; skipped with a reason where there is none",\n'
-        '    "timing: compares the speed of your code with the reference",\n'
+        '    "timing(check_id): compares the speed of your code with the reference",\n'
         "]\n"
     )
 

@@ -126,3 +126,84 @@ def course(tmp_path: Path) -> Path:
     write(root / "assignments/hw2/README.md", "# hw2\n")
     write(root / "assignments/hw2/tests/test_neg.py", TESTS_HW2)
     return root
+
+
+PROBE_TESTS_HW1 = """\
+import pytest
+
+
+def probe_add(x, y):
+    import mini
+
+    return mini.add(x, y)
+
+
+@pytest.mark.task("hw1.1")
+def test_add(student):
+    assert student.run(probe_add, 2, 3) == 5
+
+
+@pytest.mark.task("hw1.1")
+def test_add_zero(student):
+    assert student.call("mini.add", 0, 7) == 7
+
+
+@pytest.mark.task("hw1.2")
+def test_mul(student):
+    assert student.call("mini.mul", 2, 3) == 6
+"""
+
+HIDDEN_HW1 = """\
+import pytest
+
+
+@pytest.mark.task("hw1.2")
+def test_mul_matches_reference(student, reference):
+    for x, y in [(2, 3), (-4, 5), (0, 9)]:
+        assert student.call("mini.mul", x, y) == reference.call("mini.mul", x, y)
+"""
+
+GOOD_OPS = """\
+def add(x, y):
+    return x + y
+
+
+def mul(x, y):
+    return x * y
+
+
+def neg(x):
+    return -x
+"""
+
+
+@pytest.fixture
+def graded_course(course: Path) -> Path:
+    """The mini course with probe-style public tests, a hidden test and the local conftest."""
+    write(
+        course / "assignments/common/tests/conftest.py",
+        (REPO / "assignments/common/tests/conftest.py").read_text(),
+    )
+    write(course / "assignments/hw1/tests/test_mini.py", PROBE_TESTS_HW1)
+    write(course / "assignments/hw1/hidden/test_hidden.py", HIDDEN_HW1)
+    path = course / "assignments/hw1/assignment.toml"
+    text = path.read_text().replace(
+        'ship = ["solutions/mini"]',
+        'ship = ["solutions/mini", "assignments/common/tests/conftest.py"]',
+    )
+    text = text.replace("points = 4", 'points = 4\nfiles = ["mini/ops.py"]')
+    text = text.replace(
+        'dependencies = ["pytest>=8"]',
+        'dependencies = ["pytest>=8"]\n[limits]\ntest_timeout_s = 3\nsubmission_timeout_s = 60\n',
+    )
+    path.write_text(text)
+    return course
+
+
+def submission(folder: Path, name: str, ops: str | None) -> Path:
+    """A submission folder `name` holding mini/ops.py (or nothing when ops is None)."""
+    path = folder / name
+    path.mkdir(parents=True)
+    if ops is not None:
+        write(path / "mini/ops.py", ops)
+    return path

@@ -44,7 +44,7 @@ def test_course_loads_in_order(course: Path):
             "points = 4",
             "pionts = 4",
             "assignments/hw1/assignment.toml: tasks[0].pionts: "
-            "unknown key (known: id, title, points, tags, gpu)",
+            "unknown key (known: id, title, points, tags, gpu, files)",
         ),
         (
             'title = "Add"\n',

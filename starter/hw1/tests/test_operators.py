@@ -5,14 +5,33 @@ mathematical law (for example `add(x, y) == add(y, x)`). When one fails,
 Hypothesis shrinks the input to a small counterexample and prints it as
 "Falsifying example". Derivatives are checked against central differences.
 
+How these tests reach your code
+-------------------------------
+No test imports `minitorch` itself. Every call to your code goes through the
+`student` fixture (see `tests/conftest.py`), in one of two ways:
+
+- `student.call("minitorch.operators.mul", 2.0, 3.0)` calls one function by its
+  dotted name. The `ops` fixture below is shorthand for it: `ops.mul(2.0, 3.0)`.
+- `student.run(probe_map, [1.0, 2.0])` runs a *probe*: a small function, defined
+  at the top level of this file with a name starting with `probe_`, that imports
+  your code inside its body, exercises it, and returns plain data (numbers,
+  strings, lists, dicts). Probes are needed where a test must hand your code
+  something that is not plain data, such as a function for `map` or `reduce`.
+
+On your machine both simply call your code in the pytest process. The course's
+grader runs these same tests but executes your code in a separate, sandboxed
+process; that is why probes import what they use inside their body, use no
+global names of this file, and return only plain data (for example the *name*
+of a result's type rather than the type itself).
+
 Run them with `pytest tests/test_operators.py` (add `-k sigmoid` for one topic).
 """
 
+import functools
 import math
 
 import pytest
 from hypothesis import given
-from minitorch import operators
 from strategies import (
     assert_close,
     float_lists,
@@ -32,6 +51,29 @@ H = 1e-6
 def central_difference(f, x: float, h: float = H) -> float:
     """Estimate f'(x) as (f(x + h) - f(x - h)) / (2h)."""
     return (f(x + h) - f(x - h)) / (2.0 * h)
+
+
+class Operators:
+    """Your `minitorch.operators`, reached through the `student` fixture.
+
+    `ops.mul(2.0, 3.0)` is `student.call("minitorch.operators.mul", 2.0, 3.0)`.
+    Only plain data (numbers, lists of numbers) can be passed this way; tests of
+    `map`, `zipWith` and `reduce` use probes instead.
+    """
+
+    def __init__(self, student) -> None:
+        self._student = student
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return functools.partial(self._student.call, f"minitorch.operators.{name}")
+
+
+@pytest.fixture(scope="module")
+def ops(student):
+    """Shorthand for calling functions of your `minitorch.operators`."""
+    return Operators(student)
 
 
 # ---------------------------------------------------------------------------
@@ -75,9 +117,9 @@ KNOWN_VALUES = [
     KNOWN_VALUES,
     ids=[f"{name}{args}" for name, args, _ in KNOWN_VALUES],
 )
-def test_known_values(name, args, expected):
+def test_known_values(student, name, args, expected):
     """Each operator on a few hand-computed inputs."""
-    assert_close(getattr(operators, name)(*args), expected)
+    assert_close(student.call(f"minitorch.operators.{name}", *args), expected)
 
 
 # ---------------------------------------------------------------------------
@@ -86,55 +128,55 @@ def test_known_values(name, args, expected):
 
 
 @given(small_floats, small_floats)
-def test_basic_arithmetic_matches_python(x, y):
+def test_basic_arithmetic_matches_python(ops, x, y):
     """mul, add, neg and id agree exactly with Python's own arithmetic."""
-    assert operators.mul(x, y) == x * y
-    assert operators.add(x, y) == x + y
-    assert operators.neg(x) == -x
-    assert operators.id(x) == x
+    assert ops.mul(x, y) == x * y
+    assert ops.add(x, y) == x + y
+    assert ops.neg(x) == -x
+    assert ops.id(x) == x
 
 
 @given(small_floats, small_floats)
-def test_add_and_mul_commute(x, y):
+def test_add_and_mul_commute(ops, x, y):
     """x + y == y + x and x * y == y * x."""
-    assert operators.add(x, y) == operators.add(y, x)
-    assert operators.mul(x, y) == operators.mul(y, x)
+    assert ops.add(x, y) == ops.add(y, x)
+    assert ops.mul(x, y) == ops.mul(y, x)
 
 
 @given(small_ints, small_ints, small_ints)
-def test_add_and_mul_associative_on_integers(a, b, c):
+def test_add_and_mul_associative_on_integers(ops, a, b, c):
     """(a + b) + c == a + (b + c), and the same for *; exact for small integers."""
     x, y, z = float(a), float(b), float(c)
-    assert operators.add(operators.add(x, y), z) == operators.add(x, operators.add(y, z))
-    assert operators.mul(operators.mul(x, y), z) == operators.mul(x, operators.mul(y, z))
+    assert ops.add(ops.add(x, y), z) == ops.add(x, ops.add(y, z))
+    assert ops.mul(ops.mul(x, y), z) == ops.mul(x, ops.mul(y, z))
 
 
 @given(small_floats, small_floats, small_floats)
-def test_add_associative_on_floats(x, y, z):
+def test_add_associative_on_floats(ops, x, y, z):
     """(x + y) + z is close to x + (y + z); floats only round differently."""
-    assert_close(operators.add(operators.add(x, y), z), operators.add(x, operators.add(y, z)))
+    assert_close(ops.add(ops.add(x, y), z), ops.add(x, ops.add(y, z)))
 
 
 @given(small_floats, small_floats, small_floats)
-def test_distributive(x, y, z):
+def test_distributive(ops, x, y, z):
     """z * (x + y) is close to z * x + z * y."""
-    left = operators.mul(z, operators.add(x, y))
-    right = operators.add(operators.mul(z, x), operators.mul(z, y))
+    left = ops.mul(z, ops.add(x, y))
+    right = ops.add(ops.mul(z, x), ops.mul(z, y))
     assert_close(left, right)
 
 
 @given(small_floats)
-def test_neg_twice_is_identity(x):
+def test_neg_twice_is_identity(ops, x):
     """-(-x) == x, and x + (-x) == 0."""
-    assert operators.neg(operators.neg(x)) == x
-    assert operators.add(x, operators.neg(x)) == 0.0
+    assert ops.neg(ops.neg(x)) == x
+    assert ops.add(x, ops.neg(x)) == 0.0
 
 
 @given(small_floats)
-def test_mul_identity_and_zero(x):
+def test_mul_identity_and_zero(ops, x):
     """x * 1 == x and x * 0 == 0."""
-    assert operators.mul(x, 1.0) == x
-    assert operators.mul(x, 0.0) == 0.0
+    assert ops.mul(x, 1.0) == x
+    assert ops.mul(x, 0.0) == 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -142,47 +184,55 @@ def test_mul_identity_and_zero(x):
 # ---------------------------------------------------------------------------
 
 
+def probe_comparison_types(x, y):
+    """The type names and values of lt(x, y) and eq(x, y)."""
+    from minitorch import operators
+
+    lt, eq = operators.lt(x, y), operators.eq(x, y)
+    return {"lt": [type(lt).__name__, float(lt)], "eq": [type(eq).__name__, float(eq)]}
+
+
 @given(small_floats, small_floats)
-def test_lt_and_eq_return_floats(x, y):
+def test_lt_and_eq_return_floats(student, x, y):
     """lt and eq return the floats 1.0 or 0.0, never bools."""
-    for result in (operators.lt(x, y), operators.eq(x, y)):
-        assert type(result) is float, f"expected a float, got {type(result).__name__}"
-        assert result in (0.0, 1.0)
+    for name, (type_name, value) in student.run(probe_comparison_types, x, y).items():
+        assert type_name == "float", f"{name} returned a {type_name}, expected a float"
+        assert value in (0.0, 1.0)
 
 
 @given(small_floats, small_floats)
-def test_lt_eq_trichotomy(x, y):
+def test_lt_eq_trichotomy(ops, x, y):
     """Exactly one of x < y, y < x and x == y holds."""
-    assert operators.lt(x, y) + operators.lt(y, x) + operators.eq(x, y) == 1.0
-    assert operators.lt(x, y) == (1.0 if x < y else 0.0)
-    assert operators.eq(x, y) == operators.eq(y, x)
+    assert ops.lt(x, y) + ops.lt(y, x) + ops.eq(x, y) == 1.0
+    assert ops.lt(x, y) == (1.0 if x < y else 0.0)
+    assert ops.eq(x, y) == ops.eq(y, x)
 
 
 @given(small_floats)
-def test_lt_irreflexive_eq_reflexive(x):
+def test_lt_irreflexive_eq_reflexive(ops, x):
     """x < x never holds; x == x always holds."""
-    assert operators.lt(x, x) == 0.0
-    assert operators.eq(x, x) == 1.0
+    assert ops.lt(x, x) == 0.0
+    assert ops.eq(x, x) == 1.0
 
 
 @given(small_floats, small_floats)
-def test_max(x, y):
+def test_max(ops, x, y):
     """max(x, y) is one of its inputs and at least as large as both."""
-    m = operators.max(x, y)
+    m = ops.max(x, y)
     assert m in (x, y)
     assert m >= x
     assert m >= y
-    assert operators.max(y, x) == m
+    assert ops.max(y, x) == m
 
 
 @given(small_floats)
-def test_is_close(x):
+def test_is_close(ops, x):
     """is_close accepts differences below 0.01 and rejects larger ones."""
-    assert operators.is_close(x, x)
-    assert operators.is_close(x, x + 0.001)
-    assert operators.is_close(x + 0.001, x)
-    assert not operators.is_close(x, x + 0.1)
-    assert not operators.is_close(x - 0.1, x)
+    assert ops.is_close(x, x)
+    assert ops.is_close(x, x + 0.001)
+    assert ops.is_close(x + 0.001, x)
+    assert not ops.is_close(x, x + 0.1)
+    assert not ops.is_close(x - 0.1, x)
 
 
 # ---------------------------------------------------------------------------
@@ -191,42 +241,42 @@ def test_is_close(x):
 
 
 @given(small_floats)
-def test_sigmoid_matches_formula(x):
+def test_sigmoid_matches_formula(ops, x):
     """sigmoid(x) = 1 / (1 + e^{-x})."""
-    assert_close(operators.sigmoid(x), 1.0 / (1.0 + math.exp(-x)))
+    assert_close(ops.sigmoid(x), 1.0 / (1.0 + math.exp(-x)))
 
 
 @given(small_floats)
-def test_sigmoid_in_unit_interval(x):
+def test_sigmoid_in_unit_interval(ops, x):
     """0 <= sigmoid(x) <= 1 (floats can round to exactly 0 or 1)."""
-    s = operators.sigmoid(x)
+    s = ops.sigmoid(x)
     assert 0.0 <= s <= 1.0
 
 
 @given(small_floats)
-def test_sigmoid_symmetry(x):
+def test_sigmoid_symmetry(ops, x):
     """sigmoid(-x) = 1 - sigmoid(x)."""
-    assert_close(operators.sigmoid(operators.neg(x)), 1.0 - operators.sigmoid(x))
+    assert_close(ops.sigmoid(ops.neg(x)), 1.0 - ops.sigmoid(x))
 
 
 @given(small_floats, small_floats)
-def test_sigmoid_monotone(x, y):
+def test_sigmoid_monotone(ops, x, y):
     """x <= y implies sigmoid(x) <= sigmoid(y)."""
     lo, hi = (x, y) if x <= y else (y, x)
-    assert operators.sigmoid(lo) <= operators.sigmoid(hi)
+    assert ops.sigmoid(lo) <= ops.sigmoid(hi)
 
 
 @pytest.mark.parametrize("x", [-1000.0, -750.0, 750.0, 1000.0])
-def test_sigmoid_large_inputs(x):
+def test_sigmoid_large_inputs(ops, x):
     """sigmoid does not overflow: it saturates to 0 or 1 for large |x|."""
     expected = 1.0 if x > 0 else 0.0
-    assert_close(operators.sigmoid(x), expected)
+    assert_close(ops.sigmoid(x), expected)
 
 
 @given(small_floats)
-def test_relu(x):
+def test_relu(ops, x):
     """relu(x) is x for positive x and 0 otherwise; it is never negative."""
-    r = operators.relu(x)
+    r = ops.relu(x)
     assert r >= 0.0
     assert r == max(x, 0.0)
 
@@ -237,41 +287,39 @@ def test_relu(x):
 
 
 @given(small_floats)
-def test_log_of_exp(x):
+def test_log_of_exp(ops, x):
     """log(e^x) = x."""
-    assert_close(operators.log(operators.exp(x)), x)
+    assert_close(ops.log(ops.exp(x)), x)
 
 
 @given(small_positive_floats)
-def test_exp_of_log(x):
+def test_exp_of_log(ops, x):
     """e^{log(x)} = x for x > 0."""
-    assert_close(operators.exp(operators.log(x)), x)
+    assert_close(ops.exp(ops.log(x)), x)
 
 
 @given(small_floats, small_floats)
-def test_exp_of_sum_is_product(x, y):
+def test_exp_of_sum_is_product(ops, x, y):
     """e^{x + y} = e^x * e^y."""
     assert_close(
-        operators.exp(operators.add(x, y)),
-        operators.mul(operators.exp(x), operators.exp(y)),
+        ops.exp(ops.add(x, y)),
+        ops.mul(ops.exp(x), ops.exp(y)),
         rel_tol=1e-9,
         abs_tol=0.0,
     )
 
 
 @given(small_positive_floats, small_positive_floats)
-def test_log_of_product_is_sum(x, y):
+def test_log_of_product_is_sum(ops, x, y):
     """log(x * y) = log(x) + log(y) for x, y > 0."""
-    assert_close(
-        operators.log(operators.mul(x, y)), operators.add(operators.log(x), operators.log(y))
-    )
+    assert_close(ops.log(ops.mul(x, y)), ops.add(ops.log(x), ops.log(y)))
 
 
 @given(small_nonzero_floats)
-def test_inv(x):
+def test_inv(ops, x):
     """x * (1 / x) = 1, and 1 / (1 / x) = x."""
-    assert_close(operators.mul(x, operators.inv(x)), 1.0)
-    assert_close(operators.inv(operators.inv(x)), x)
+    assert_close(ops.mul(x, ops.inv(x)), 1.0)
+    assert_close(ops.inv(ops.inv(x)), x)
 
 
 # ---------------------------------------------------------------------------
@@ -280,112 +328,164 @@ def test_inv(x):
 
 
 @given(small_positive_floats, small_floats)
-def test_log_back(x, d):
+def test_log_back(ops, x, d):
     """log_back(x, d) = d * log'(x)."""
     expected = d * central_difference(math.log, x)
-    assert_close(operators.log_back(x, d), expected, rel_tol=1e-4, abs_tol=1e-4)
+    assert_close(ops.log_back(x, d), expected, rel_tol=1e-4, abs_tol=1e-4)
 
 
 @given(small_nonzero_floats, small_floats)
-def test_inv_back(x, d):
+def test_inv_back(ops, x, d):
     """inv_back(x, d) = d * inv'(x)."""
     expected = d * central_difference(lambda t: 1.0 / t, x)
-    assert_close(operators.inv_back(x, d), expected, rel_tol=1e-4, abs_tol=1e-4)
+    assert_close(ops.inv_back(x, d), expected, rel_tol=1e-4, abs_tol=1e-4)
 
 
 @given(small_nonzero_floats, small_floats)
-def test_relu_back(x, d):
+def test_relu_back(ops, x, d):
     """relu_back(x, d) = d * relu'(x), checked away from the kink at 0."""
     expected = d * central_difference(lambda t: max(t, 0.0), x)
-    assert_close(operators.relu_back(x, d), expected, rel_tol=1e-4, abs_tol=1e-4)
+    assert_close(ops.relu_back(x, d), expected, rel_tol=1e-4, abs_tol=1e-4)
 
 
 # ---------------------------------------------------------------------------
-# Higher-order functions
+# Higher-order functions (through probes: functions cannot be passed as data)
 # ---------------------------------------------------------------------------
+
+
+def probe_map(ls):
+    """map with neg (on a list), a lambda (on a tuple) and id (on a generator)."""
+    from minitorch import operators
+
+    results = {
+        "neg on a list": operators.map(operators.neg)(ls),
+        "x * 2 on a tuple": operators.map(lambda x: x * 2.0)(tuple(ls)),
+        "id on a generator": operators.map(operators.id)(x for x in ls),
+    }
+    return {case: [type(r).__name__, list(r)] for case, r in results.items()}
 
 
 @given(float_lists())
-def test_map(ls):
+def test_map(student, ls):
     """map(fn) applies fn to every element and returns a new list."""
-    result = operators.map(operators.neg)(ls)
-    assert isinstance(result, list)
-    assert result == [-x for x in ls]
-    assert operators.map(lambda x: x * 2.0)(tuple(ls)) == [2.0 * x for x in ls]
-    assert operators.map(operators.id)(x for x in ls) == ls
+    results = student.run(probe_map, ls)
+    expected = {
+        "neg on a list": [-x for x in ls],
+        "x * 2 on a tuple": [2.0 * x for x in ls],
+        "id on a generator": ls,
+    }
+    for case, (type_name, values) in results.items():
+        assert type_name == "list", f"map ({case}) returned a {type_name}, expected a list"
+        assert values == expected[case], f"map ({case})"
+
+
+def probe_zipWith(ls1, ls2):
+    """zipWith with mul (on two lists) and a lambda (on a tuple and a list)."""
+    from minitorch import operators
+
+    results = {
+        "mul on lists": operators.zipWith(operators.mul)(ls1, ls2),
+        "x - y on a tuple and a list": operators.zipWith(lambda x, y: x - y)(tuple(ls1), ls2),
+    }
+    return {case: [type(r).__name__, list(r)] for case, r in results.items()}
 
 
 @given(paired_lists())
-def test_zipWith(pair):
+def test_zipWith(student, pair):
     """zipWith(fn) applies fn to the elements of two lists pairwise."""
     ls1, ls2 = pair
-    result = operators.zipWith(operators.mul)(ls1, ls2)
-    assert isinstance(result, list)
-    assert result == [x * y for x, y in zip(ls1, ls2, strict=True)]
-    assert operators.zipWith(lambda x, y: x - y)(tuple(ls1), ls2) == [
-        x - y for x, y in zip(ls1, ls2, strict=True)
-    ]
+    results = student.run(probe_zipWith, ls1, ls2)
+    expected = {
+        "mul on lists": [x * y for x, y in zip(ls1, ls2, strict=True)],
+        "x - y on a tuple and a list": [x - y for x, y in zip(ls1, ls2, strict=True)],
+    }
+    for case, (type_name, values) in results.items():
+        assert type_name == "list", f"zipWith ({case}) returned a {type_name}, expected a list"
+        assert values == expected[case], f"zipWith ({case})"
 
 
-def test_higher_order_functions_on_empty_lists():
+def probe_empty_inputs():
+    """map, zipWith and reduce applied to empty lists."""
+    from minitorch import operators
+
+    return {
+        "map": operators.map(operators.neg)([]),
+        "zipWith": operators.zipWith(operators.add)([], []),
+        "reduce": operators.reduce(operators.add, 3.5)([]),
+    }
+
+
+def test_higher_order_functions_on_empty_lists(student):
     """map and zipWith give [] for empty input; reduce gives its start value."""
-    assert operators.map(operators.neg)([]) == []
-    assert operators.zipWith(operators.add)([], []) == []
-    assert operators.reduce(operators.add, 3.5)([]) == 3.5
+    assert student.run(probe_empty_inputs) == {"map": [], "zipWith": [], "reduce": 3.5}
+
+
+def probe_reduce_add(start, ls):
+    """reduce(add, start)(ls)."""
+    from minitorch import operators
+
+    return operators.reduce(operators.add, start)(ls)
 
 
 @given(float_lists(small_ints.map(float)))
-def test_reduce_with_add(ls):
+def test_reduce_with_add(student, ls):
     """reduce(add, start) adds the elements to start."""
-    assert operators.reduce(operators.add, 10.0)(ls) == 10.0 + math.fsum(ls)
+    assert student.run(probe_reduce_add, 10.0, ls) == 10.0 + math.fsum(ls)
 
 
-def test_reduce_folds_from_the_left():
-    """reduce(fn, start)([x1, x2, x3]) = fn(fn(fn(start, x1), x2), x3)."""
+def probe_reduce_append_digits(start, ls):
+    """reduce with fn(acc, x) = 10 * acc + x, on a list and on a tuple."""
+    from minitorch import operators
 
     def append_digit(acc, x):
         return acc * 10.0 + x
 
-    assert operators.reduce(append_digit, 0.0)([1.0, 2.0, 3.0]) == 123.0
-    assert operators.reduce(append_digit, 4.0)((5.0, 6.0)) == 456.0
+    reduce = operators.reduce(append_digit, start)
+    return [reduce(ls), reduce(tuple(ls))]
+
+
+def test_reduce_folds_from_the_left(student):
+    """reduce(fn, start)([x1, x2, x3]) = fn(fn(fn(start, x1), x2), x3)."""
+    assert student.run(probe_reduce_append_digits, 0.0, [1.0, 2.0, 3.0]) == [123.0, 123.0]
+    assert student.run(probe_reduce_append_digits, 4.0, [5.0, 6.0]) == [456.0, 456.0]
 
 
 @given(float_lists())
-def test_negList(ls):
+def test_negList(ops, ls):
     """negList negates each element."""
-    assert operators.negList(ls) == [-x for x in ls]
+    assert ops.negList(ls) == [-x for x in ls]
 
 
 @given(paired_lists())
-def test_addLists(pair):
+def test_addLists(ops, pair):
     """addLists adds two lists element by element."""
     ls1, ls2 = pair
-    assert operators.addLists(ls1, ls2) == [x + y for x, y in zip(ls1, ls2, strict=True)]
+    assert ops.addLists(ls1, ls2) == [x + y for x, y in zip(ls1, ls2, strict=True)]
 
 
 @given(float_lists())
-def test_sum(ls):
+def test_sum(ops, ls):
     """sum agrees with math.fsum (which is exactly rounded)."""
-    assert_close(operators.sum(ls), math.fsum(ls))
+    assert_close(ops.sum(ls), math.fsum(ls))
 
 
 @given(float_lists(max_size=10))
-def test_prod(ls):
+def test_prod(ops, ls):
     """prod agrees with math.prod."""
-    assert_close(operators.prod(ls), math.prod(ls), rel_tol=1e-9, abs_tol=0.0)
+    assert_close(ops.prod(ls), math.prod(ls), rel_tol=1e-9, abs_tol=0.0)
 
 
-def test_sum_and_prod_of_empty_list():
+def test_sum_and_prod_of_empty_list(ops):
     """The sum of no numbers is 0.0; their product is 1.0."""
-    assert operators.sum([]) == 0.0
-    assert operators.prod([]) == 1.0
+    assert ops.sum([]) == 0.0
+    assert ops.prod([]) == 1.0
 
 
 @given(paired_lists())
-def test_sum_distributes_over_addLists(pair):
+def test_sum_distributes_over_addLists(ops, pair):
     """sum(ls1 + ls2 elementwise) = sum(ls1) + sum(ls2)."""
     ls1, ls2 = pair
     assert_close(
-        operators.sum(operators.addLists(ls1, ls2)),
-        operators.add(operators.sum(ls1), operators.sum(ls2)),
+        ops.sum(ops.addLists(ls1, ls2)),
+        ops.add(ops.sum(ls1), ops.sum(ls2)),
     )

@@ -1,0 +1,140 @@
+"""Grading a folder of submissions: resumable, parallel, never aborted by one.
+
+Layout of the output folder:
+
+    OUT/hwN/<submission>/result.json     the SubmissionResult (grader.results)
+    OUT/hwN/<submission>/feedback.md     for the student
+    OUT/hwN/<submission>/results.json    Gradescope's format
+    OUT/hwN/gradebook.csv                Canvas gradebook import
+    OUT/hwN/junit.xml                    one suite per submission
+
+Each result.json is written atomically, and only once its submission is fully
+graded, keyed by a hash of the submission, the assignment and the grader
+version: a rerun skips every submission whose key matches (after a crash or
+SIGKILL half-way, exactly the unfinished ones are graded again), `regrade`
+grades everything again.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import intake, results
+from grader.grade import Backend, Context, grade_submission, result_key
+from grader.plugin import write_json_atomic
+from grader.reports import canvas, gradescope, junit, markdown
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    results: tuple[results.SubmissionResult, ...]
+    graded: int  #: graded in this run
+    reused: int  #: taken from an earlier run
+    out: Path
+    warnings: tuple[str, ...] = ()
+
+
+def discover(folder: Path) -> list[Path]:
+    """The submissions in a folder: each visible sub-folder or file, sorted."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def grade_batch(
+    ctx: Context,
+    submissions: list[Path],
+    out: Path,
+    backend: Backend,
+    jobs: int = 1,
+    regrade: bool = False,
+    roster: Path | None = None,
+    on_start: Callable[[int, int], None] = lambda total, todo: None,
+    on_done: Callable[[results.SubmissionResult, bool], None] = lambda r, reused: None,
+) -> BatchResult:
+    """Grade `submissions` into `out`, reusing finished results unless `regrade`."""
+    a = ctx.assignment
+    folder = out / a.id
+    folder.mkdir(parents=True, exist_ok=True)
+    done: dict[str, results.SubmissionResult] = {}
+    todo: list[Path] = []
+    for path in submissions:
+        previous = None if regrade else _previous(ctx, path, folder)
+        if previous is not None:
+            done[previous.submission] = previous
+        else:
+            todo.append(path)
+    on_start(len(submissions), len(todo))
+    for result in done.values():
+        on_done(result, True)
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(max(1, jobs)):
+        slots.put(slot)
+    scratch = Path(tempfile.mkdtemp(prefix=f"llmsys-grade-{a.id}-"))
+    try:
+
+        def work(path: Path) -> results.SubmissionResult:
+            slot = slots.get()
+            try:
+                return grade_submission(ctx, path, scratch / f"{slot}", backend, slot)
+            finally:
+                slots.put(slot)
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(work, path) for path in todo]
+            for future in as_completed(futures):
+                result = future.result()
+                _save(result, folder)
+                done[result.submission] = result
+                on_done(result, False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ordered = tuple(done[name] for name in sorted(done))
+    warnings = write_batch_reports(ctx, ordered, folder, roster)
+    return BatchResult(
+        ordered,
+        graded=len(todo),
+        reused=len(ordered) - len(todo),
+        out=folder,
+        warnings=tuple(warnings),
+    )
+
+
+def write_batch_reports(
+    ctx: Context, ordered: tuple[results.SubmissionResult, ...], folder: Path, roster: Path | None
+) -> list[str]:
+    a = ctx.assignment
+    junit.write_junit(ordered, folder / "junit.xml")
+    return canvas.write_gradebook(
+        ordered, folder / "gradebook.csv", a.title, a.canvas_assignment_id, roster
+    )
+
+
+def _previous(ctx: Context, path: Path, folder: Path) -> results.SubmissionResult | None:
+    """The earlier result of this exact submission, if one was completed."""
+    try:
+        taken = intake.take(path, ctx.assignment.submit)
+    except intake.Rejected:
+        return None  # rejections are cheap: decide again
+    saved = folder / taken.name / "result.json"
+    try:
+        previous = results.from_dict(json.loads(saved.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if previous.key != result_key(ctx, taken) or previous.status == "error":
+        return None
+    return previous
+
+
+def _save(result: results.SubmissionResult, folder: Path) -> None:
+    """Reports first, result.json last: its presence means the submission is done."""
+    target = folder / result.submission
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "feedback.md").write_text(markdown.feedback(result), encoding="utf-8")
+    gradescope.write_gradescope(result, target / "results.json")
+    write_json_atomic(target / "result.json", results.to_dict(result))

@@ -1,0 +1,339 @@
+"""Grading one submission: intake, workspace, harness run, scores.
+
+The course-level inputs of an assignment (starter, reference, public and
+hidden tests) are rendered once per batch into a `Context`, whose digest,
+with the submission's own digest and the grader version, keys the result for
+resuming. A submission's workspace:
+
+    WORK/student/   the clean starter with the submitted files laid over it
+                    (readable by the sandboxed worker, bound read-only)
+    WORK/harness/   mode 0700: tests/, hidden/, reference/, logs/, config and
+                    results of the harness; never visible to student code
+
+Whatever goes wrong becomes a `SubmissionResult` with a reason; nothing raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import grader
+from grader import intake, scoring, starter
+from grader.manifest import Assignment, Course
+from grader.results import SubmissionResult
+from grader.sandbox import SandboxConfig
+
+PUBLIC_TESTS = "tests"
+HIDDEN_TESTS = "hidden"
+LOCAL_CONFTEST = "conftest.py"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything about an assignment that grading needs, rendered once."""
+
+    course: Course
+    assignment: Assignment
+    starter: dict[str, bytes]
+    reference: dict[str, bytes]
+    public_tests: dict[str, bytes]
+    hidden_tests: dict[str, bytes]
+    digest: str
+
+    @property
+    def student_packages(self) -> list[str]:
+        return sorted(
+            {
+                rel.split("/")[0]
+                for rel in self.starter
+                if rel.count("/") == 1 and rel.endswith("/__init__.py")
+            }
+        )
+
+
+def context(course: Course, a: Assignment) -> Context:
+    regions = starter.scan(course)
+    start = starter.starter_tree(course, a, regions)
+    reference = starter.render_tree(course, a, (), regions)
+    folder = course.root / "assignments" / a.id
+    public = {
+        rel: data
+        for rel, data in start.items()
+        if rel.startswith(f"{PUBLIC_TESTS}/") and rel != f"{PUBLIC_TESTS}/{LOCAL_CONFTEST}"
+    }
+    hidden = _files(folder / HIDDEN_TESTS)
+    h = hashlib.sha256(f"grader {grader.__version__}\n".encode())
+    h.update((folder / "assignment.toml").read_bytes())
+    for label, tree in (("starter", start), ("reference", reference), ("hidden", hidden)):
+        for rel in sorted(tree):
+            h.update(f"{label}/{rel}\0".encode() + hashlib.sha256(tree[rel]).digest())
+    return Context(course, a, start, reference, public, hidden, h.hexdigest())
+
+
+def result_key(ctx: Context, taken: intake.Intake) -> str:
+    return hashlib.sha256(f"{ctx.digest}:{taken.digest}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class HarnessRun:
+    returncode: int | None
+    timed_out: bool
+    log: str
+    duration_s: float
+
+
+class Backend(Protocol):
+    name: str
+
+    def sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig | None: ...
+
+    def run_harness(
+        self,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        timeout_s: float,
+        sandbox: SandboxConfig | None,
+    ) -> HarnessRun: ...
+
+
+def grade_submission(
+    ctx: Context, submission: Path, work: Path, backend: Backend, slot: int = 0
+) -> SubmissionResult:
+    """Grade one submission in the (empty or absent) folder `work`. Never raises."""
+    a = ctx.assignment
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    clock = time.monotonic()
+    base = {
+        "assignment": a.id,
+        "grader_version": grader.__version__,
+        "max_score": float(a.points),
+        "started_at": started,
+    }
+    try:
+        name = intake.submission_name(submission)
+    except intake.Rejected as exc:
+        return SubmissionResult(
+            submission=submission.name,
+            key="",
+            status="rejected",
+            score=0.0,
+            reason=str(exc),
+            **base,
+        )
+    try:
+        taken = intake.take(submission, a.submit)
+    except intake.Rejected as exc:
+        return SubmissionResult(
+            submission=name, key="", status="rejected", score=0.0, reason=str(exc), **base
+        )
+    key = result_key(ctx, taken)
+    try:
+        return _grade(ctx, taken, key, work, backend, slot, base, clock)
+    except Exception as exc:
+        return SubmissionResult(
+            submission=name,
+            key=key,
+            status="error",
+            score=0.0,
+            reason=f"grading failed: {type(exc).__name__}: {exc}",
+            notices=(traceback.format_exc()[-2000:],),
+            **base,
+        )
+
+
+def _grade(
+    ctx: Context,
+    taken: intake.Intake,
+    key: str,
+    work: Path,
+    backend: Backend,
+    slot: int,
+    base: dict[str, Any],
+    clock: float,
+) -> SubmissionResult:
+    a = ctx.assignment
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    os.chmod(work, 0o711)
+    student_dir = work / "student"
+    tree = dict(ctx.starter)
+    tree.update(taken.files)
+    starter.write_tree(tree, student_dir)
+    _make_readable(student_dir)
+    harness = work / "harness"
+    harness.mkdir(mode=0o700)
+    files = dict(ctx.public_tests)
+    files.update({f"{HIDDEN_TESTS}/{rel}": data for rel, data in ctx.hidden_tests.items()})
+    files.update({f"reference/{rel}": data for rel, data in ctx.reference.items()})
+    files["pytest.ini"] = b"[pytest]\naddopts = --strict-markers\n"
+    starter.write_tree(files, harness)
+    (harness / "logs").mkdir()
+    sandbox = backend.sandbox(ctx, work, slot)
+    config = {
+        "student_tree": str(student_dir),
+        "reference_tree": str(harness / "reference"),
+        "student_packages": ctx.student_packages,
+        "logs": str(harness / "logs"),
+        "test_timeout_s": a.limits.test_timeout_s,
+        "sandbox": _asdict(sandbox) if sandbox else None,
+        "import_paths": [str(harness / PUBLIC_TESTS)],
+        "timing": [_asdict(check) for check in a.timing],
+        "env": {
+            "OMP_NUM_THREADS": str(int(a.limits.cpus)),
+            "NUMBA_NUM_THREADS": str(int(a.limits.cpus)),
+        },
+    }
+    (harness / "config.json").write_text(json.dumps(config, indent=1))
+    results_path = harness / "results.json"
+    folders = [PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "grader.harness",
+        "--llmsys-harness",
+        str(harness / "config.json"),
+        "--llmsys-results",
+        str(results_path),
+        *folders,
+    ]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CI": "1",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": str(harness),
+    }
+    run = backend.run_harness(command, harness, env, a.limits.submission_timeout_s, sandbox)
+    notices = [f"file {path} missing from submission" for path in taken.missing]
+    if sandbox is None:
+        notices.append("student code ran without a sandbox (the grader was not run as root)")
+    try:
+        data = json.loads(results_path.read_text(encoding="utf-8"))
+        records = data["tests"]
+        if not records:
+            raise ValueError("no test was collected")
+    except (OSError, ValueError, KeyError):
+        reason = (
+            "the submission's time limit was reached before any test ran"
+            if run.timed_out
+            else "the grading harness failed before running any test"
+        )
+        return SubmissionResult(
+            submission=taken.name,
+            key=key,
+            status="error",
+            score=0.0,
+            reason=reason,
+            notices=(*notices, run.log[-3000:]),
+            duration_s=round(time.monotonic() - clock, 3),
+            **base,
+        )
+    if run.timed_out:
+        notices.append(
+            f"the submission's time limit ({a.limits.submission_timeout_s:g} s) "
+            "was reached; tests that had not run score 0"
+        )
+    not_run = (
+        "did not run: the submission's time limit was reached"
+        if run.timed_out
+        else "did not run: the grading session ended early"
+    )
+    collection = [r for r in records if r.get("phase") == "collect"]
+    if collection:
+        first = collection[0]
+        return SubmissionResult(
+            submission=taken.name,
+            key=key,
+            status="error",
+            score=0.0,
+            reason=f"a test file of the grader could not be loaded: {first.get('nodeid')} "
+            "(a problem of the assignment, not of the submission)",
+            notices=(*notices, str(first.get("message", ""))[-3000:]),
+            duration_s=round(time.monotonic() - clock, 3),
+            **base,
+        )
+    tests = scoring.score_tests(a, records, taken.missing, not_run)
+    tasks = scoring.score_tasks(a, tests)
+    return SubmissionResult(
+        submission=taken.name,
+        key=key,
+        status="graded",
+        score=round(sum(t.points for t in tasks), 4),
+        tasks=tasks,
+        tests=tests,
+        notices=tuple(notices),
+        sandbox=_describe(sandbox, backend),
+        duration_s=round(time.monotonic() - clock, 3),
+        **base,
+    )
+
+
+def default_sandbox(ctx: Context, work: Path, uid: int, hide: list[str]) -> SandboxConfig:
+    """The worker confinement for a submission graded on this host."""
+    limits = ctx.assignment.limits
+    keep = {
+        sys.prefix,
+        sys.base_prefix,
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        str(Path(grader.__file__).resolve().parent),
+        str(work / "student"),
+    }
+    return SandboxConfig(
+        uid=uid,
+        gid=uid,
+        hide=tuple(sorted({str(ctx.course.root), "/root", "/home", "/var/tmp", "/dev/shm", *hide})),
+        keep=tuple(sorted(keep)),
+        memory_mb=limits.memory_mb,
+        processes=limits.processes,
+        file_size_mb=limits.file_size_mb,
+        cpu_s=int(limits.submission_timeout_s) + 5,
+    )
+
+
+def _describe(sandbox: SandboxConfig | None, backend: Backend) -> str:
+    if sandbox is None:
+        return f"{backend.name}: none"
+    return (
+        f"{backend.name}: uid {sandbox.uid}, no network, private mounts, "
+        f"{sandbox.memory_mb} MiB, {sandbox.processes} processes"
+    )
+
+
+def _asdict(sandbox: SandboxConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(sandbox)
+
+
+def _make_readable(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    if not folder.is_dir():
+        return {}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }

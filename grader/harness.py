@@ -1,0 +1,291 @@
+"""The grading harness: a pytest plugin loaded with `-p grader.harness` in grading runs.
+
+It runs in the trusted harness process, which never imports student code:
+- importing a student package here (e.g. `minitorch`) raises ImportError, so a
+  test that forgot to go through a probe fails loudly instead of testing the
+  wrong code;
+- the `student` fixture runs probes in a sandboxed worker over the student's
+  tree; `reference` runs them in a worker over the reference tree;
+- every test has a wall-clock budget; a test that exceeds it, or whose worker
+  crashes, fails with the reason, and later calls in that test fail at once (so
+  Hypothesis does not shrink through a hundred timeouts);
+- what the student's code printed during a test is attached to its record.
+
+Configuration comes from the JSON file given by `--llmsys-harness`.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import inspect
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader import timing
+from grader.manifest import TimingCheck
+from grader.sandbox import SandboxConfig
+from grader.workers import Worker, WorkerError, WorkerTimeout
+
+OUTPUT_LIMIT = 64 * 1024
+_IMPORT_PROBE = """
+def probe_import(name):
+    import importlib
+    importlib.import_module(name)
+"""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("llmsys").addoption(
+        "--llmsys-harness",
+        metavar="CONFIG",
+        default=None,
+        help="grade: JSON configuration of the harness (trees, sandbox, limits)",
+    )
+
+
+class StudentImportGuard(importlib.abc.MetaPathFinder):
+    """Refuses imports of the student's packages in the harness process."""
+
+    def __init__(self, packages: list[str]) -> None:
+        self.packages = set(packages)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.split(".")[0] in self.packages:
+            raise ImportError(
+                f"the grading harness does not import {fullname!r}: tests reach student code "
+                "only through the `student` fixture (student.run(probe, ...))"
+            )
+
+
+class Runner:
+    """Runs probes in one worker, within the current test's time budget."""
+
+    def __init__(self, worker: Worker, budget_s: float) -> None:
+        self.worker = worker
+        self.budget_s = budget_s
+        self._deadline = float("inf")
+        self._poison: WorkerError | None = None
+        self._sources: dict[Callable[..., Any], dict[str, str]] = {}
+        self._output_mark = 0
+        self._fatal: WorkerError | None = None
+
+    def check_import(self, packages: list[str]) -> None:
+        """Import the student's packages once; if that fails, every later call fails
+        at once with the reason (an import that hangs would otherwise cost every test
+        its whole time limit)."""
+        for package in packages:
+            try:
+                self.worker.call(
+                    {"source": _IMPORT_PROBE, "name": "probe_import"},
+                    (package,),
+                    timeout=self.budget_s,
+                )
+            except WorkerError as exc:
+                self._fatal = type(exc)(f"importing {package} failed: {exc}")
+                return
+            except Exception as exc:
+                self._fatal = WorkerError(
+                    f"importing {package} failed: {type(exc).__name__}: {exc}"
+                )
+                return
+
+    def run(self, probe: Callable[..., Any], *args: Any) -> Any:
+        """Call `probe(*args)` in the worker and return its (plain data) value."""
+        if probe not in self._sources:
+            source = textwrap.dedent(inspect.getsource(probe))
+            self._sources[probe] = {"source": source, "name": probe.__name__}
+        return self._call(self._sources[probe], args)
+
+    def call(self, path: str, *args: Any) -> Any:
+        """Call the function at dotted `path` (e.g. "minitorch.operators.mul")."""
+        return self._call({"path": path}, args)
+
+    def _call(self, probe: dict[str, str], args: tuple[Any, ...]) -> Any:
+        if self._fatal is not None:
+            raise type(self._fatal)(str(self._fatal))
+        if self._poison is not None:
+            raise type(self._poison)(str(self._poison))
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
+            raise self._poison
+        try:
+            return self.worker.call(probe, args, timeout=left)
+        except WorkerTimeout:
+            self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
+            raise self._poison from None
+        except WorkerError as exc:
+            self._poison = exc
+            raise
+
+    def begin_test(self) -> None:
+        self._deadline = time.monotonic() + self.budget_s
+        self._poison = None
+        self._output_mark = _size(self.worker.output)
+
+    def end_test(self) -> str:
+        """What the worker printed during the test (head and tail if long)."""
+        self._deadline = float("inf")
+        self._poison = None
+        return read_output(self.worker.output, self._output_mark)
+
+
+def read_output(path: Path, start: int, limit: int = OUTPUT_LIMIT) -> str:
+    """Bytes `start`.. of `path`, keeping head and tail of long output."""
+    size = _size(path)
+    if size <= start:
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        if size - start <= limit:
+            data = handle.read(limit)
+            return data.decode("utf-8", "replace")
+        head = handle.read(limit // 2)
+        handle.seek(size - limit // 2)
+        tail = handle.read(limit // 2)
+    cut = size - start - limit
+    return (
+        f"{head.decode('utf-8', 'replace')}\n... [{cut} bytes of output cut] ...\n"
+        f"{tail.decode('utf-8', 'replace')}"
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+class Harness:
+    """The plugin object: owns the workers of one grading session."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        logs = Path(config["logs"])
+        sandbox = (
+            SandboxConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in config["sandbox"].items()}
+            )
+            if config.get("sandbox")
+            else None
+        )
+        budget = float(config["test_timeout_s"])
+        env = {k: str(v) for k, v in config.get("env", {}).items()}
+        self.student_runner = Runner(
+            Worker(
+                Path(config["student_tree"]), logs / "student.log", sandbox, env, name="student"
+            ),
+            budget,
+        )
+        self.reference_runner = Runner(
+            Worker(
+                Path(config["reference_tree"]), logs / "reference.log", None, env, name="reference"
+            ),
+            budget,
+        )
+        self.guard = StudentImportGuard(config["student_packages"])
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        sys.meta_path.insert(0, self.guard)
+        for folder in self.config.get("import_paths", ()):
+            sys.path.insert(0, folder)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for runner in (self.student_runner, self.reference_runner):
+            runner.worker.kill()
+
+    @pytest.fixture(scope="session")
+    def student(self) -> Runner:
+        self.student_runner.check_import(self.config["student_packages"])
+        return self.student_runner
+
+    @pytest.fixture(scope="session")
+    def reference(self) -> Runner:
+        return self.reference_runner
+
+    @pytest.fixture
+    def timing(self, request: pytest.FixtureRequest) -> TimingFixture:
+        marker = request.node.get_closest_marker("timing")
+        checks = {c["id"]: c for c in self.config.get("timing", [])}
+        if marker is None or not marker.args or marker.args[0] not in checks:
+            raise pytest.UsageError(
+                f"{request.node.nodeid}: a timing test needs @pytest.mark.timing('<check id>') "
+                f"naming a timing check of the manifest (known: {', '.join(checks) or 'none'})"
+            )
+        return TimingFixture(
+            self,
+            request.node,
+            TimingCheck(
+                **{
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in checks[marker.args[0]].items()
+                }
+            ),
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Iterator[None]:
+        self.student_runner.begin_test()
+        self.reference_runner.begin_test()
+        try:
+            return (yield)
+        finally:
+            self.reference_runner.end_test()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if call.when == "teardown":
+            output = self.student_runner.end_test()
+            if output:
+                item.user_properties.append(("student_output", output))
+        if call.excinfo is not None:
+            exc = call.excinfo.value
+            origin = (
+                "worker"
+                if isinstance(exc, WorkerError)
+                else "student"
+                if hasattr(exc, "student_traceback")
+                else "test"
+            )
+            item.user_properties.append(("origin", origin))
+            if origin == "student":
+                item.user_properties.append(("student_traceback", exc.student_traceback))
+        return report
+
+
+class TimingFixture:
+    """`timing.compare(probe)` times the probe on both sides and records the credit."""
+
+    def __init__(self, harness: Harness, item: pytest.Item, check: TimingCheck) -> None:
+        self.harness = harness
+        self.item = item
+        self.check = check
+
+    def compare(
+        self, probe: Callable[..., Any], rtol: float = 1e-4, atol: float = 1e-6
+    ) -> timing.TimingResult:
+        student = self.harness.student_runner
+        student.check_import(self.harness.config["student_packages"])
+        result = timing.compare(
+            student, self.harness.reference_runner, probe, self.check, rtol, atol
+        )
+        self.item.user_properties.append(("timing_ratio", round(result.ratio, 4)))
+        self.item.user_properties.append(("timing_credit", round(result.credit, 4)))
+        return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("llmsys_harness")
+    if path:
+        harness = Harness(json.loads(Path(path).read_text(encoding="utf-8")))
+        # pytest_configure is historic: the harness's own one runs on registration.
+        config.pluginmanager.register(harness, "llmsys-harness")

@@ -1,0 +1,150 @@
+"""Taking in a submission: a folder or a .zip, checked before anything else sees it.
+
+Only the manifest's `submit` files are taken; everything else of a submission is
+ignored, so a student cannot ship tests, conftest files or infrastructure. A zip
+is refused whole (with the reason) when it is not a zip, is too large, holds too
+many entries, or holds any absolute path, `..` component or symbolic link. A file
+may sit under one top-level folder (`hw1/minitorch/operators.py`), as archive
+tools tend to make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+MAX_ZIP_BYTES = 50 * 1024 * 1024
+MAX_ENTRIES = 2000
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+
+
+class Rejected(Exception):
+    """The submission cannot be graded; the message says why, for the student."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    name: str  #: the submission's name (folder name, or zip name without .zip)
+    files: dict[str, bytes]  #: submitted path -> content, for the submit files found
+    missing: tuple[str, ...]  #: submit files not found
+
+    @property
+    def digest(self) -> str:
+        """Hash of exactly what will be graded."""
+        h = hashlib.sha256()
+        for path in sorted(self.files):
+            h.update(path.encode() + b"\0" + hashlib.sha256(self.files[path]).digest())
+        h.update(b"missing:" + "\0".join(self.missing).encode())
+        return h.hexdigest()
+
+
+def submission_name(path: Path) -> str:
+    """The name a submission is known by; Rejected when it is not a safe name."""
+    name = path.name[:-4] if path.suffix.lower() == ".zip" and path.is_file() else path.name
+    if not NAME.match(name):
+        raise Rejected(f"the name {path.name!r} is not usable: use letters, digits, and . _ @ + -")
+    return name
+
+
+def take(path: Path, submit: tuple[str, ...]) -> Intake:
+    """Read the submit files of a submission folder or zip."""
+    name = submission_name(path)
+    if path.is_symlink():
+        raise Rejected("the submission is a symbolic link")
+    if path.is_dir():
+        found = _from_folder(path, submit)
+    elif path.is_file():
+        found = _from_zip(path, submit)
+    else:
+        raise Rejected("a submission is a folder or a .zip file")
+    return Intake(name, found, tuple(p for p in submit if p not in found))
+
+
+def _from_folder(folder: Path, submit: tuple[str, ...]) -> dict[str, bytes]:
+    roots = [folder] + [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.is_symlink()]
+    found: dict[str, bytes] = {}
+    for rel in submit:
+        for root in roots:
+            candidate = root / rel
+            if _has_link(root, rel):
+                raise Rejected(
+                    f"{candidate.relative_to(folder)} is a symbolic link; links are not accepted"
+                )
+            if candidate.is_file():
+                if candidate.stat().st_size > MAX_FILE_BYTES:
+                    raise Rejected(f"{rel} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+                found[rel] = candidate.read_bytes()
+                break
+    return found
+
+
+def _has_link(root: Path, rel: str) -> bool:
+    path = root
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            return True
+        if not path.exists():
+            return False
+    return False
+
+
+def _from_zip(path: Path, submit: tuple[str, ...]) -> dict[str, bytes]:
+    if path.suffix.lower() != ".zip":
+        raise Rejected(f"{path.name} is not a .zip file")
+    if path.stat().st_size > MAX_ZIP_BYTES:
+        raise Rejected(f"the zip is larger than {MAX_ZIP_BYTES // 2**20} MiB")
+    if not zipfile.is_zipfile(path):
+        raise Rejected(f"{path.name} is not a valid zip archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+            _check_entries(entries)
+            by_name = {e.filename.rstrip("/"): e for e in entries if not e.is_dir()}
+            found: dict[str, bytes] = {}
+            for rel in submit:
+                matches = [
+                    n
+                    for n in by_name
+                    if n == rel or (n.endswith("/" + rel) and n.count("/") == rel.count("/") + 1)
+                ]
+                if len(matches) > 1:
+                    raise Rejected(f"{rel} appears more than once: {', '.join(sorted(matches))}")
+                if matches:
+                    entry = by_name[matches[0]]
+                    if entry.file_size > MAX_FILE_BYTES:
+                        raise Rejected(f"{rel} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+                    found[rel] = archive.read(entry)[: MAX_FILE_BYTES + 1]
+                    if len(found[rel]) > MAX_FILE_BYTES:
+                        raise Rejected(f"{rel} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+            return found
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        RuntimeError,
+        OSError,
+        EOFError,
+    ) as exc:
+        raise Rejected(f"the zip cannot be read: {exc}") from None
+
+
+def _check_entries(entries: list[zipfile.ZipInfo]) -> None:
+    if len(entries) > MAX_ENTRIES:
+        raise Rejected(f"the zip holds more than {MAX_ENTRIES} entries")
+    if sum(e.file_size for e in entries) > MAX_UNCOMPRESSED_BYTES:
+        raise Rejected(f"the zip unpacks to more than {MAX_UNCOMPRESSED_BYTES // 2**20} MiB")
+    for entry in entries:
+        name = entry.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+            raise Rejected(f"the zip entry {name!r} points outside the archive")
+        mode = entry.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise Rejected(f"the zip entry {name!r} is a symbolic link; links are not accepted")

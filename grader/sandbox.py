@@ -1,0 +1,151 @@
+"""Confine the current process before it runs student code (Linux, as root).
+
+`confine(config)` is called by the worker at start-up, before any student code
+is imported. In order, it:
+
+1. moves into new network and mount namespaces: no network at all (not even a
+   working loopback), and mounts that only this process sees;
+2. hides folders behind empty read-only tmpfs mounts (the course repo with its
+   hidden tests and reference, other submissions, results, home folders) and
+   binds back, read-only, just what the worker needs (the Python installation,
+   the `grader` package, this submission's code);
+3. gives the process a private, size-limited /tmp for its writes;
+4. sets rlimits (address space, processes, file size, CPU time, open files, no
+   core dumps);
+5. drops to an unprivileged uid/gid with no supplementary groups and sets
+   no_new_privs, so nothing above can be undone.
+
+Without root none of this is possible: `available()` says so and the harness
+records that the submission ran unconfined.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+class SandboxError(OSError):
+    """The sandbox could not be set up; the worker must not run student code."""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    uid: int
+    gid: int
+    #: Folders replaced by an empty read-only tmpfs.
+    hide: tuple[str, ...]
+    #: Folders bound back read-only inside hidden ones (Python, grader, student code).
+    keep: tuple[str, ...]
+    tmp_mb: int = 256
+    memory_mb: int = 4096
+    processes: int = 64
+    file_size_mb: int = 64
+    cpu_s: int = 3600
+    open_files: int = 256
+    extra_rw: tuple[str, ...] = field(default=())
+
+
+def available() -> bool:
+    """True when this process may build the sandbox (root on Linux)."""
+    return os.name == "posix" and os.geteuid() == 0 and Path("/proc/self/ns/mnt").exists()
+
+
+def confine(config: SandboxConfig) -> None:
+    """Apply every restriction of `config` to the current process, irreversibly."""
+    _call(_libc.unshare, CLONE_NEWNS | CLONE_NEWNET, what="unshare")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    keep_fds = {
+        path: os.open(path, os.O_PATH | os.O_DIRECTORY)
+        for path in config.keep
+        if os.path.isdir(path)
+    }
+    hidden: list[str] = []
+    for path in sorted(set(config.hide) | {"/tmp"}, key=lambda p: p.count("/")):
+        if not os.path.isdir(path) or any(_inside(path, h) for h in hidden):
+            continue
+        size = f"size={config.tmp_mb}m" if path == "/tmp" else "size=1m"
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,{size}")
+        hidden.append(path)
+    for path, fd in sorted(keep_fds.items(), key=lambda item: item[0].count("/")):
+        if any(_inside(path, h) for h in hidden):
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
+    for path in hidden:
+        if path != "/tmp":
+            _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chmod("/tmp", 0o1777)
+    _limits(config)
+    os.setgroups([])
+    os.setgid(config.gid)
+    os.setuid(config.uid)
+    _call(_libc.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, what="prctl(NO_NEW_PRIVS)")
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent (the harness) dies.
+
+    Changing uid clears this setting, so the worker calls it after `confine`.
+    """
+    if os.name == "posix" and hasattr(_libc, "prctl"):
+        _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # 9 = SIGKILL
+
+
+def _limits(config: SandboxConfig) -> None:
+    mib = 1024 * 1024
+    for limit, value in (
+        (resource.RLIMIT_AS, config.memory_mb * mib),
+        (resource.RLIMIT_NPROC, config.processes),
+        (resource.RLIMIT_FSIZE, config.file_size_mb * mib),
+        (resource.RLIMIT_CPU, config.cpu_s),
+        (resource.RLIMIT_NOFILE, config.open_files),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(limit, (value, value))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    def c(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    _call(
+        _libc.mount,
+        c(source),
+        c(target),
+        c(fstype),
+        ctypes.c_ulong(flags),
+        c(data),
+        what=f"mount {target}",
+    )
+
+
+def _call(function: ctypes._CFuncPtr, *args: object, what: str) -> None:
+    if function(*args) != 0:
+        errno = ctypes.get_errno()
+        raise SandboxError(errno, f"{what}: {os.strerror(errno)}")

@@ -1,0 +1,160 @@
+"""From the harness's per-test records to points, per test and per task.
+
+Pure functions over plain data: no files, no processes. Rules:
+- a task's points are shared by its tests: a test's `points=` marker argument
+  fixes its share, the rest is split evenly among the others;
+- a test earns its points only when it passed (timing checks earn a fraction,
+  from the curve over the student/reference time ratio);
+- skipped, failed, errored and never-run tests earn nothing, each with its reason;
+- a task whose submitted file is missing fails all its tests with that reason.
+What a student may read (`output`) is kept apart from what staff may read
+(`staff_output`): for hidden tests, the student sees only the name, the status and
+the type of the student's own exception, never assertion details or the student's printed
+output (which could echo hidden inputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from grader.manifest import Assignment
+from grader.results import Status, TaskScore, TestResult
+
+HIDDEN_PREFIX = "hidden/"
+OUTPUT_LIMIT = 4000
+
+
+def timing_credit(ratio: float, full: float, zero: float) -> float:
+    """Fraction of credit for a student/reference time ratio: 1 at or below `full`,
+    0 at or above `zero`, linear in between."""
+    if ratio <= full:
+        return 1.0
+    if ratio >= zero:
+        return 0.0
+    return (zero - ratio) / (zero - full)
+
+
+def allocate(a: Assignment, records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """nodeid -> the points that test is worth."""
+    worth: dict[str, float] = {}
+    checks = {check.id: check for check in a.timing}
+    for task in a.tasks:
+        mine = [r for r in records if r.get("task") == task.id]
+        timed = {
+            r["nodeid"]: float(checks[r["timing"]].points)
+            for r in mine
+            if r.get("timing") in checks and r.get("points") is None
+        }
+        worth.update(timed)
+        mine = [r for r in mine if r["nodeid"] not in timed]
+        fixed = [r for r in mine if r.get("points") is not None]
+        free = [r for r in mine if r.get("points") is None]
+        rest = task.points - sum(timed.values()) - sum(float(r["points"]) for r in fixed)
+        for r in fixed:
+            worth[r["nodeid"]] = float(r["points"])
+        for r in free:
+            worth[r["nodeid"]] = max(rest, 0.0) / len(free)
+    return worth
+
+
+def score_tests(
+    a: Assignment,
+    records: Sequence[dict[str, Any]],
+    missing: Sequence[str] = (),
+    not_run_reason: str = "did not run",
+) -> tuple[TestResult, ...]:
+    """One TestResult per recorded test of a known task."""
+    worth = allocate(a, records)
+    missing_by_task = {t.id: [f for f in t.files if f in missing] for t in a.tasks}
+    results = []
+    for r in records:
+        if r.get("task") not in missing_by_task:
+            continue
+        nodeid = r["nodeid"]
+        hidden = nodeid.startswith(HIDDEN_PREFIX)
+        status, output, staff = _status_and_output(r, hidden, not_run_reason)
+        lost = missing_by_task[r["task"]]
+        if lost:
+            status = "failed"
+            output = f"file {lost[0]} missing from submission"
+        max_points = worth.get(nodeid, 0.0)
+        ratio = r.get("properties", {}).get("timing_ratio")
+        credit = r.get("properties", {}).get("timing_credit")
+        if status == "passed" and isinstance(credit, (int, float)):
+            earned = max_points * min(max(float(credit), 0.0), 1.0)
+        else:
+            earned = max_points if status == "passed" else 0.0
+        results.append(
+            TestResult(
+                id=nodeid,
+                name=nodeid.split("/", 1)[-1],
+                task=r["task"],
+                points=round(earned, 6),
+                max_points=round(max_points, 6),
+                status=status,
+                duration_s=round(float(r.get("duration", 0.0)), 4),
+                output=_clip(output),
+                visibility="after_due_date" if hidden else "visible",
+                staff_output=_clip(staff, 16000),
+                timing_ratio=float(ratio) if isinstance(ratio, (int, float)) else None,
+            )
+        )
+    return tuple(results)
+
+
+def score_tasks(a: Assignment, tests: Sequence[TestResult]) -> tuple[TaskScore, ...]:
+    return tuple(
+        TaskScore(
+            task.id,
+            task.title,
+            round(sum(t.points for t in tests if t.task == task.id), 4),
+            float(task.points),
+        )
+        for task in a.tasks
+    )
+
+
+def _status_and_output(
+    r: dict[str, Any], hidden: bool, not_run_reason: str
+) -> tuple[Status, str, str]:
+    outcome = r.get("outcome")
+    props = r.get("properties", {})
+    origin = props.get("origin", "test")
+    student_output = str(props.get("student_output", ""))
+    own_error = f"{r.get('error_type')}: {r.get('message', '')}".strip()
+    staff = "\n\n".join(
+        part
+        for part in (
+            str(r.get("longrepr", "")),
+            str(props.get("student_traceback", "")),
+            f"--- student output ---\n{student_output}" if student_output else "",
+        )
+        if part
+    )
+    if outcome == "passed":
+        return "passed", "", staff
+    if outcome == "did_not_run":
+        return "did_not_run", not_run_reason, staff
+    if outcome == "skipped":
+        return "skipped", f"skipped: {r.get('message', '')}", staff
+    status: Status = "failed" if outcome == "failed" else "error"
+    if origin == "worker":
+        visible = own_error
+    elif origin == "student":
+        # A hidden test shows only the type: an exception message could echo hidden inputs.
+        visible = f"your code raised {r.get('error_type')}" if hidden else own_error
+    elif hidden:
+        visible = "wrong result (details of hidden tests are not shown)"
+    else:
+        visible = str(r.get("longrepr") or own_error)
+    if not hidden and student_output:
+        visible += f"\n\n--- your code printed ---\n{student_output}"
+    return status, visible, staff
+
+
+def _clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n... [{len(text) - limit} characters cut] ...\n{text[-half:]}"

@@ -1,0 +1,135 @@
+"""Timing a student's code against the reference, with the harness's clock.
+
+A timed probe has the signature `probe(seed, size, reps, keep)`: it makes fresh
+inputs from `seed + i` for each of `reps` repetitions, runs the call under test
+on them, and returns `{"sums": [float(output.sum()) per repetition],
+"kept": <the full output of repetition keep>}`. One probe call is one sample.
+
+Rules, and what each defends against:
+- the clock is the harness's (`time.perf_counter` around the whole round trip),
+  never a value the worker reports: a patched timer in the student's process
+  changes nothing;
+- inputs are fresh per repetition and derived from a seed sent with the request,
+  so nothing can be computed ahead or cached across calls;
+- every sample's outputs are checked against the reference's on the same
+  inputs (all sums, and the full output of a repetition the harness picks at
+  random), so skipping work or returning stale results fails the test;
+- the first call of each side is a warm-up (JIT compilation, caches), untimed;
+- repetitions double until the reference's sample is long enough to be far above
+  timer and IPC noise; the student runs the same repetitions;
+- student and reference samples alternate (A B A B), so drifts of the machine hit
+  both; the ratio is median(student) / median(reference), per size, and sizes
+  combine by geometric mean.
+Limits: student code runs in the same process as the probe, so a student who
+rewrites the worker's protocol could in principle defer work; the output checks
+make that a deliberate attack, not an accident.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from grader.manifest import TimingCheck
+from grader.scoring import timing_credit
+
+MAX_REPS = 4096
+
+
+class ProbeRunner(Protocol):
+    def run(self, probe: Callable[..., Any], *args: Any) -> Any: ...
+
+
+class TimingMismatch(AssertionError):
+    """The student's timed outputs differ from the reference's."""
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    ratio: float
+    credit: float
+    per_size: dict[int, float]  #: size -> median ratio
+    reps: dict[int, int]
+
+
+def compare(
+    student: ProbeRunner,
+    reference: ProbeRunner,
+    probe: Callable[..., Any],
+    check: TimingCheck,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+    seed: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> TimingResult:
+    """Time `probe` on both sides for every size of `check`; see the module docstring."""
+    rng = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**31))
+    per_size: dict[int, float] = {}
+    reps_used: dict[int, int] = {}
+    for size in check.sizes:
+
+        def sample(
+            runner: ProbeRunner, base: int, reps: int, keep: int, size: int = size
+        ) -> tuple[float, Any]:
+            start = clock()
+            value = runner.run(probe, base, size, reps, keep)
+            return clock() - start, value
+
+        base = rng.randrange(2**30)
+        _, ref_value = sample(reference, base, 1, 0)
+        _, stu_value = sample(student, base, 1, 0)
+        _check(stu_value, ref_value, 1, rtol, atol)
+        reps = 1
+        while True:
+            elapsed, _ = sample(reference, rng.randrange(2**30), reps, 0)
+            if elapsed >= check.min_sample_s or reps >= MAX_REPS:
+                break
+            reps = min(reps * max(2, math.ceil(check.min_sample_s / max(elapsed, 1e-6))), MAX_REPS)
+        student_times, reference_times = [], []
+        for _ in range(check.samples):
+            base, keep = rng.randrange(2**30), rng.randrange(reps)
+            s_time, s_value = sample(student, base, reps, keep)
+            r_time, r_value = sample(reference, base, reps, keep)
+            _check(s_value, r_value, reps, rtol, atol)
+            student_times.append(s_time)
+            reference_times.append(r_time)
+            if s_time > r_time * check.zero_credit_ratio * 4:
+                break  # far beyond zero credit: more samples cannot change the outcome
+        per_size[size] = statistics.median(student_times) / statistics.median(reference_times)
+        reps_used[size] = reps
+    ratio = math.exp(statistics.fmean(math.log(r) for r in per_size.values()))
+    credit = timing_credit(ratio, check.full_credit_ratio, check.zero_credit_ratio)
+    return TimingResult(ratio, credit, per_size, reps_used)
+
+
+def _check(student: Any, reference: Any, reps: int, rtol: float, atol: float) -> None:
+    if not isinstance(student, dict) or set(student) != {"sums", "kept"}:
+        raise TimingMismatch("the timed call did not return the expected outputs")
+    sums = student["sums"]
+    if not isinstance(sums, list) or len(sums) != reps:
+        raise TimingMismatch(f"expected {reps} outputs from the timed calls, got another count")
+    try:
+        close_sums = np.allclose(
+            np.asarray(sums, dtype=float),
+            np.asarray(reference["sums"], dtype=float),
+            rtol=rtol,
+            atol=atol,
+        )
+        kept, expected = np.asarray(student["kept"], dtype=float), np.asarray(reference["kept"])
+        close_kept = kept.shape == expected.shape and np.allclose(
+            kept, expected, rtol=rtol, atol=atol
+        )
+    except (TypeError, ValueError):
+        raise TimingMismatch("the timed call returned outputs of the wrong kind") from None
+    if not (close_sums and close_kept):
+        raise TimingMismatch(
+            "the outputs of the timed calls are wrong (fresh inputs are used "
+            "for every call, so results cannot be cached)"
+        )

@@ -1,0 +1,238 @@
+"""The harness side of worker processes: start, call with a deadline, kill, restart.
+
+A `Worker` owns one `python -I -m grader.worker` process over one tree. Calls
+block until the response frame arrives or the deadline passes; a worker that
+dies, hangs, floods or answers garbage is killed (its whole process group, and
+with a sandbox every process of its uid) and started afresh on the next call.
+Each failure is raised as a `WorkerError` subclass whose message is fit for the
+student: it says what happened, never anything about the tests.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from grader import wire
+from grader.sandbox import SandboxConfig
+
+START_TIMEOUT_S = 60.0
+
+
+class WorkerError(Exception):
+    """Student code did not produce an answer (crash, time limit, bad data)."""
+
+
+class WorkerTimeout(WorkerError):
+    pass
+
+
+class WorkerDied(WorkerError):
+    pass
+
+
+class StudentException(Exception):
+    """An exception raised by student code that is not a built-in type."""
+
+
+class Worker:
+    """One worker process over `tree`, optionally confined by `sandbox`."""
+
+    def __init__(
+        self,
+        tree: Path,
+        output: Path,
+        sandbox: SandboxConfig | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "student",
+    ) -> None:
+        self.tree = tree
+        self.output = output
+        self.sandbox = sandbox
+        self.env = env or {}
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self._requests = -1
+        self._responses = -1
+        self._next_id = 0
+        self.starts = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        request_r, request_w = os.pipe()
+        response_r, response_w = os.pipe()
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "NUMBA_CACHE_DIR": "/tmp/numba-cache",
+            **self.env,
+        }
+        with open(self.output, "ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-m", "grader.worker", str(request_r), str(response_w)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                pass_fds=(request_r, response_w),
+                env=env,
+                cwd="/",
+                start_new_session=True,
+            )
+        os.close(request_r)
+        os.close(response_w)
+        self._requests, self._responses = request_w, response_r
+        self.starts += 1
+        config = {"tree": str(self.tree), "sandbox": asdict(self.sandbox) if self.sandbox else None}
+        try:
+            wire.write_frame(self._requests, config)
+            self._receive(time.monotonic() + START_TIMEOUT_S)
+        except WorkerError as exc:
+            self.kill()
+            raise WorkerDied(f"the {self.name} worker failed to start: {exc}") from None
+
+    def kill(self) -> None:
+        """Kill the worker, everything it started, and close its pipes."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if self.sandbox is not None:
+                kill_uid(self.sandbox.uid)
+            self.process.wait()
+        for fd in (self._requests, self._responses):
+            if fd >= 0:
+                os.close(fd)
+        self._requests = self._responses = -1
+        self.process = None
+
+    close = kill
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- calls -------------------------------------------------------------------------
+    def call(self, probe: dict[str, str], args: tuple[Any, ...], timeout: float) -> Any:
+        """Run a probe in the worker; its value, or the student's exception re-raised."""
+        if not self.alive:
+            self.kill()
+            self.start()
+        self._next_id += 1
+        request_id = self._next_id
+        deadline = time.monotonic() + timeout
+        try:
+            wire.write_frame(
+                self._requests, {"op": "run", "id": request_id, "probe": probe, "args": list(args)}
+            )
+        except wire.WireError:
+            raise
+        except OSError:
+            raise self._died() from None
+        response = self._receive(deadline)
+        if response.get("id") != request_id:
+            self.kill()
+            raise WorkerDied("the worker answered out of turn (its protocol was tampered with)")
+        if response.get("ok") is True:
+            return response.get("value")
+        raise student_exception(response.get("error"))
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        def read(n: int) -> bytes:
+            chunks = []
+            while n:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._responses], [], [], left)[0]:
+                    self.kill()
+                    raise WorkerTimeout("time limit exceeded (the call did not return in time)")
+                chunk = os.read(self._responses, min(n, 1 << 20))
+                if not chunk:
+                    raise EOFError
+                chunks.append(chunk)
+                n -= len(chunk)
+            return b"".join(chunks)
+
+        try:
+            return wire.unpack(read)
+        except EOFError:
+            raise self._died() from None
+        except wire.WireError as exc:
+            self.kill()
+            raise WorkerDied(f"the worker sent malformed data ({exc})") from None
+
+    def _died(self) -> WorkerDied:
+        process = self.process
+        code = process.wait(timeout=10) if process is not None else None
+        self.kill()
+        return WorkerDied(describe_exit(code))
+
+
+def describe_exit(code: int | None) -> str:
+    """Why a worker ended, in words for a student."""
+    if code is None:
+        return "the worker process ended"
+    if code >= 0:
+        return f"your code ended the process (exit code {code}) before the call returned"
+    reasons = {
+        signal.SIGKILL: "killed: out of memory or another resource limit",
+        signal.SIGXCPU: "killed: CPU time limit exceeded",
+        signal.SIGXFSZ: "killed: file size limit exceeded (too much output?)",
+        signal.SIGSEGV: "crashed: segmentation fault",
+        signal.SIGABRT: "crashed: aborted",
+    }
+    number = -code
+    name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else number
+    return f"the process was {reasons.get(number, f'killed by signal {name}')}"
+
+
+def student_exception(error: Any) -> BaseException:
+    """The harness-side exception for an error the student's code raised."""
+    if not isinstance(error, dict):
+        return WorkerDied("the worker sent a malformed error")
+    name = str(error.get("type", "Exception"))
+    message = str(error.get("message", ""))
+    builtin = getattr(builtins, name, None)
+    if (
+        isinstance(builtin, type)
+        and issubclass(builtin, Exception)
+        and builtin not in (SystemExit,)
+    ):
+        try:
+            exc: BaseException = builtin(message)
+        except Exception:
+            exc = StudentException(f"{name}: {message}")
+    else:
+        exc = StudentException(f"{name}: {message}")
+    exc.student_traceback = str(error.get("traceback", ""))  # type: ignore[attr-defined]
+    return exc
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid` (escaped children of a sandboxed worker)."""
+    if uid == 0:
+        raise ValueError("refusing to kill every process of root")
+    for _ in range(3):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    os.kill(int(entry), signal.SIGKILL)
+                    found = True
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+        if not found:
+            return
+        time.sleep(0.05)

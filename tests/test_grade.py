@@ -1,0 +1,219 @@
+"""End to end on the miniature course: grading submissions through the real harness,
+workers and (as root) the sandbox, with points landing on the right tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+from grader import grade, results, sandbox
+from grader.backends.local import LocalBackend
+from grader.manifest import Course
+from tests.conftest import GOOD_OPS, submission
+
+BUGGY_MUL = GOOD_OPS.replace("return x * y", "return x * y + (1 if x < 0 else 0)")
+
+
+def context(course: Path) -> grade.Context:
+    loaded = Course.load(course)
+    return grade.context(loaded, loaded.get("hw1"))
+
+
+def grade_one(course: Path, path: Path, tmp_path: Path) -> results.SubmissionResult:
+    return grade.grade_submission(
+        context(course), path, tmp_path / "work" / path.name, LocalBackend()
+    )
+
+
+def scores(result: results.SubmissionResult) -> dict[str, float]:
+    return {t.id: t.points for t in result.tasks}
+
+
+def test_correct_submission_scores_full(graded_course: Path, tmp_path: Path):
+    result = grade_one(graded_course, submission(tmp_path / "subs", "ann", GOOD_OPS), tmp_path)
+    assert result.status == "graded", result.reason
+    assert result.score == 10.0 and scores(result) == {"hw1.1": 4.0, "hw1.2": 6.0}
+    assert {t.id for t in result.tests} == {
+        "tests/test_mini.py::test_add",
+        "tests/test_mini.py::test_add_zero",
+        "tests/test_mini.py::test_mul",
+        "hidden/test_hidden.py::test_mul_matches_reference",
+    }
+    hidden = next(t for t in result.tests if t.id.startswith("hidden/"))
+    assert hidden.visibility == "after_due_date" and hidden.max_points == 3.0
+    if sandbox.available():
+        assert "no network, private mounts" in result.sandbox
+
+
+def test_hidden_test_catches_what_public_tests_miss(graded_course: Path, tmp_path: Path):
+    result = grade_one(graded_course, submission(tmp_path / "subs", "bo", BUGGY_MUL), tmp_path)
+    assert scores(result) == {"hw1.1": 4.0, "hw1.2": 3.0}
+    failed = [t for t in result.tests if t.status != "passed"]
+    assert [t.id for t in failed] == ["hidden/test_hidden.py::test_mul_matches_reference"]
+    assert failed[0].output == "wrong result (details of hidden tests are not shown)"
+    assert "reference.call" in failed[0].staff_output
+
+
+def test_starter_scores_zero_with_clean_failures(graded_course: Path, tmp_path: Path):
+    loaded = Course.load(graded_course)
+    from grader import starter
+
+    ops = starter.starter_tree(loaded, loaded.get("hw1"))["mini/ops.py"].decode()
+    result = grade_one(graded_course, submission(tmp_path / "subs", "cy", ops), tmp_path)
+    assert result.status == "graded" and result.score == 0.0
+    public = [t for t in result.tests if t.visibility == "visible"]
+    assert all(t.output.startswith("NotImplementedError: hw1.") for t in public), public
+    hidden = [t for t in result.tests if t.visibility != "visible"]
+    assert [t.output for t in hidden] == ["your code raised NotImplementedError"]
+
+
+def test_missing_file_fails_its_tasks(graded_course: Path, tmp_path: Path):
+    result = grade_one(graded_course, submission(tmp_path / "subs", "dee", None), tmp_path)
+    assert result.status == "graded" and result.score == 0.0
+    assert "file mini/ops.py missing from submission" in result.notices
+    assert {t.output for t in result.tests if t.task == "hw1.1"} == {
+        "file mini/ops.py missing from submission"
+    }
+
+
+def test_crash_and_hang_fail_only_their_tests(graded_course: Path, tmp_path: Path):
+    ops = GOOD_OPS.replace(
+        "    return x * y\n",
+        "    if x == 0:\n        while True:\n            pass\n"
+        "    if x < 0:\n        import os\n        os._exit(3)\n"
+        "    return x * y\n",
+    )
+    start = time.monotonic()
+    result = grade_one(graded_course, submission(tmp_path / "subs", "eve", ops), tmp_path)
+    assert time.monotonic() - start < 30
+    assert scores(result) == {"hw1.1": 4.0, "hw1.2": 3.0}
+    (hidden,) = [t for t in result.tests if t.id.startswith("hidden/")]
+    # (2, 3) passes, then (-4, 5) ends the process: the first failure is the reason.
+    assert hidden.output == (
+        "WorkerDied: your code ended the process (exit code 3) before the call returned"
+    )
+
+
+def test_import_that_hangs_costs_one_time_limit(graded_course: Path, tmp_path: Path):
+    start = time.monotonic()
+    ops = "while True:\n    pass\n" + GOOD_OPS
+    result = grade_one(graded_course, submission(tmp_path / "subs", "fay", ops), tmp_path)
+    assert time.monotonic() - start < 20  # one 3 s limit, not one per test
+    assert result.score == 0.0
+    assert all(
+        t.output.startswith("WorkerTimeout: importing mini failed: time limit")
+        for t in result.tests
+    ), [t.output for t in result.tests]
+
+
+def test_submission_time_limit_keeps_finished_tests(graded_course: Path, tmp_path: Path):
+    path = graded_course / "assignments/hw1/assignment.toml"
+    path.write_text(
+        path.read_text()
+        .replace("submission_timeout_s = 60", "submission_timeout_s = 6")
+        .replace("test_timeout_s = 3", "test_timeout_s = 30")
+    )
+    # mul outlasts the whole submission's limit but not its test's own.
+    ops = GOOD_OPS.replace(
+        "    return x * y\n", "    import time\n    time.sleep(60)\n    return x * y\n"
+    )
+    result = grade_one(graded_course, submission(tmp_path / "subs", "gus", ops), tmp_path)
+    assert result.status == "graded"
+    assert any("time limit (6 s) was reached" in n for n in result.notices)
+    by_status = {t.id: t.status for t in result.tests}
+    assert by_status["tests/test_mini.py::test_add"] == "passed"
+    assert "did_not_run" in by_status.values()
+    assert scores(result)["hw1.1"] == 4.0
+
+
+def test_rejected_zip_is_a_result_not_an_abort(graded_course: Path, tmp_path: Path):
+    from grader.batch import grade_batch
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    with zipfile.ZipFile(subs / "mallory.zip", "w") as archive:
+        archive.writestr("../../evil/mini/ops.py", GOOD_OPS)
+    with zipfile.ZipFile(subs / "nia.zip", "w") as archive:
+        archive.writestr("nia/mini/ops.py", GOOD_OPS)
+    batch = grade_batch(
+        context(graded_course), sorted(subs.iterdir()), tmp_path / "out", LocalBackend(), jobs=2
+    )
+    by_name = {r.submission: r for r in batch.results}
+    assert by_name["ann"].score == 10.0 and by_name["nia"].score == 10.0
+    assert by_name["mallory"].status == "rejected"
+    assert "points outside the archive" in by_name["mallory"].reason
+    out = tmp_path / "out" / "hw1"
+    for name in ("ann", "mallory", "nia"):
+        saved = results.from_dict(json.loads((out / name / "result.json").read_text()))
+        assert saved == by_name[name]
+        assert (out / name / "feedback.md").exists() and (out / name / "results.json").exists()
+    assert (out / "gradebook.csv").exists() and (out / "junit.xml").exists()
+
+
+def test_rerun_reuses_finished_results_and_regrade_forces(graded_course: Path, tmp_path: Path):
+    from grader.batch import grade_batch
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    submission(subs, "bo", BUGGY_MUL)
+    ctx = context(graded_course)
+    first = grade_batch(ctx, sorted(subs.iterdir()), tmp_path / "out", LocalBackend())
+    assert (first.graded, first.reused) == (2, 0)
+    again = grade_batch(ctx, sorted(subs.iterdir()), tmp_path / "out", LocalBackend())
+    assert (again.graded, again.reused) == (0, 2)
+    assert again.results == first.results
+    (subs / "bo" / "mini/ops.py").write_text(GOOD_OPS)  # a changed submission is graded again
+    changed = grade_batch(ctx, sorted(subs.iterdir()), tmp_path / "out", LocalBackend())
+    assert (changed.graded, changed.reused) == (1, 1)
+    forced = grade_batch(
+        ctx, sorted(subs.iterdir()), tmp_path / "out", LocalBackend(), regrade=True
+    )
+    assert (forced.graded, forced.reused) == (2, 0)
+
+
+def test_sigkill_halfway_then_rerun_loses_nothing(graded_course: Path, tmp_path: Path):
+    subs = tmp_path / "subs"
+    names = [f"s{i}" for i in range(5)]
+    for name in names:
+        submission(subs, name, GOOD_OPS.replace("x + y", f"x + y + 0 * {len(name)}"))
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "grader.cli",
+        "--root",
+        str(graded_course),
+        "grade",
+        "hw1",
+        str(subs),
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("hw1/*/result.json"))) < 2:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {p.parent.name: p.read_bytes() for p in out.glob("hw1/*/result.json")}
+    assert 2 <= len(done_before) < len(names)
+    for data in done_before.values():
+        results.from_dict(json.loads(data))  # complete, parseable: written atomically
+    rerun = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{len(names) - len(done_before)} graded, {len(done_before)} reused" in rerun.stdout
+    for name in names:
+        data = (out / "hw1" / name / "result.json").read_bytes()
+        assert results.from_dict(json.loads(data)).score == 10.0
+        if name in done_before:
+            assert data == done_before[name]  # not graded twice

@@ -1,0 +1,125 @@
+"""Timing checks: the ratio, the credit curve, and the defences against cheating.
+
+Runners here run probes in-process and advance a fake clock by a cost per
+repetition, so the figures are exact and the tests take no real time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader import timing
+from grader.manifest import TimingCheck
+
+CHECK = TimingCheck(
+    id="sq",
+    task="hw1.1",
+    sizes=(8, 32),
+    points=2.0,
+    full_credit_ratio=1.5,
+    zero_credit_ratio=4.5,
+    samples=5,
+    min_sample_s=0.05,
+)
+
+
+def probe_square(seed, size, reps, keep):
+    import numpy as np
+
+    sums, kept = [], None
+    for i in range(reps):
+        x = np.random.default_rng(seed + i).standard_normal(size)
+        out = x * x
+        sums.append(float(out.sum()))
+        if i == keep:
+            kept = out
+    return {"sums": sums, "kept": kept}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+        self.log = []  # (side, seed, reps) of every call, in order
+
+    def __call__(self):
+        return self.now
+
+
+class Runner:
+    """Runs the probe in-process; each repetition costs `cost` seconds of fake time."""
+
+    def __init__(self, clock, cost, transform=None):
+        self.clock, self.cost, self.transform = clock, cost, transform
+        self.calls = []
+
+    def run(self, probe, seed, size, reps, keep):
+        self.calls.append((seed, size, reps, keep))
+        self.clock.log.append((self.side, seed, reps))
+        self.clock.now += self.cost * reps
+        value = probe(seed, size, reps, keep)
+        return self.transform(value, seed) if self.transform else value
+
+
+def compare(student_cost, reference_cost=0.001, transform=None):
+    clock = Clock()
+    student = Runner(clock, student_cost, transform)
+    reference = Runner(clock, reference_cost)
+    student.side, reference.side = "S", "R"
+    result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
+    return result, student, reference
+
+
+def test_equal_speed_gets_full_credit():
+    result, _student, _reference = compare(0.001)
+    assert result.ratio == pytest.approx(1.0) and result.credit == 1.0
+    # Repetitions doubled until the reference's sample reached min_sample_s.
+    assert result.reps == {8: 50, 32: 50}
+
+
+@pytest.mark.parametrize(
+    ("cost", "credit"), [(0.0015, 1.0), (0.003, 0.5), (0.0045, 0.0), (0.1, 0.0)]
+)
+def test_credit_follows_the_curve(cost, credit):
+    result, _, _ = compare(cost)
+    assert result.ratio == pytest.approx(cost / 0.001)
+    assert result.credit == pytest.approx(credit)
+
+
+def test_samples_alternate_and_use_fresh_inputs():
+    _, student, _reference = compare(0.001)
+    seeds = [call[0] for call in student.calls]
+    assert len(set(seeds)) == len(seeds), "every student call gets a fresh seed"
+    log = student.clock.log
+    samples = [i for i, (side, _, reps) in enumerate(log) if side == "S" and reps > 1]
+    assert len(samples) == 2 * CHECK.samples
+    for i in samples:  # each student sample is followed by the reference on the same inputs
+        assert log[i + 1][0] == "R" and log[i + 1][1:] == log[i][1:]
+
+
+def test_cached_outputs_fail():
+    first = {}
+
+    def cache(value, seed):
+        return first.setdefault(len(value["sums"]), value)  # the first outputs of this size
+
+    with pytest.raises(timing.TimingMismatch, match="outputs of the timed calls are wrong"):
+        compare(0.0001, transform=cache)
+
+
+def test_skipping_repetitions_fails():
+    def fewer(value, seed):
+        return {"sums": value["sums"][:1], "kept": value["kept"]}
+
+    with pytest.raises(timing.TimingMismatch, match=r"expected \d+ outputs"):
+        compare(0.0001, transform=lambda v, s: fewer(v, s) if len(v["sums"]) > 1 else v)
+
+
+def test_wrong_kind_of_output_fails():
+    with pytest.raises(timing.TimingMismatch, match="did not return the expected outputs"):
+        compare(0.001, transform=lambda value, seed: 42)
+
+
+def test_hopeless_student_stops_early():
+    _, student, _ = compare(1.0)  # 1000x slower
+    timed = [c for c in student.calls if c[2] > 1]
+    assert len(timed) == len(CHECK.sizes)  # one sample per size, then it stops
