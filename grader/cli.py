@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         "--regrade", action="store_true", help="grade again even submissions with a finished result"
     )
     p.add_argument("--roster", help="Canvas gradebook export (CSV) to match students")
+    p.add_argument(
+        "--expect",
+        metavar="TOML",
+        help="expected scores ([hwN.<submission>] score = ...); exit 1 on any difference",
+    )
     p.set_defaults(run=_grade)
     return parser
 
@@ -179,6 +184,7 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
             f"roster {roster} does not exist",
             "export it from Canvas: Grades > Export, and pass the CSV file",
         )
+    expected = commands.expected_scores(Path(args.expect), args.assignment) if args.expect else None
     output = Path(args.out).resolve()
     backend = LocalBackend(hide=[str(output)])
     if not backend.confined():
@@ -235,6 +241,17 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
     for warning in batch.warnings:
         out.print(f"[yellow]warning:[/] {warning}", markup=True)
     out.print(f"{batch.graded} graded, {batch.reused} reused; reports in {batch.out}")
+    if expected is not None:
+        problems = commands.compare_expected(batch.results, expected)
+        for problem in problems:
+            out.print(f"  [red]✗[/] {problem}", markup=True)
+        if problems:
+            out.print(f"[bold red]FAILED[/]: scores differ from {args.expect}", markup=True)
+            return int(ExitCode.CHECK_FAILED)
+        out.print(
+            f"[bold green]ok[/]: all {len(batch.results)} scores as {args.expect} expects",
+            markup=True,
+        )
     return 0
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grader import starter
+from grader import results, starter
 from grader.errors import CheckFailed, LlmsysError
-from grader.manifest import Assignment, Course
+from grader.manifest import Assignment, Course, tomllib
 from grader.verify import Verification, verify
 
 if TYPE_CHECKING:
@@ -129,3 +129,47 @@ def grade(
     return batch.grade_batch(
         ctx, found, out, backend, jobs=jobs, regrade=regrade, roster=roster, **callbacks
     )
+
+
+def expected_scores(path: Path, assignment_id: str) -> dict[str, float]:
+    """`[hwN.<submission>] score = ...` tables of an expectations file, for one assignment."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LlmsysError(
+            f"cannot read {path}: {exc.strerror}", "pass an existing TOML file"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LlmsysError(f"{path}: invalid TOML: {exc}") from None
+    table = data.get(assignment_id)
+    if not isinstance(table, dict) or not table:
+        raise LlmsysError(
+            f"{path} has no expected scores for {assignment_id}",
+            f"add tables like [{assignment_id}.<submission>] with score = <points>",
+        )
+    scores = {}
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("score"), (int, float)):
+            raise LlmsysError(
+                f"{path}: [{assignment_id}.{name}] needs a number `score`",
+                "e.g. score = 7.5",
+            )
+        scores[name] = float(entry["score"])
+    return scores
+
+
+def compare_expected(
+    graded: Iterable[results.SubmissionResult], expected: dict[str, float], tolerance: float = 1e-3
+) -> list[str]:
+    """One line per submission whose score differs from `expected` (or has none)."""
+    problems = []
+    seen = set()
+    for result in graded:
+        seen.add(result.submission)
+        want = expected.get(result.submission)
+        if want is None:
+            problems.append(f"{result.submission}: no expected score")
+        elif abs(result.score - want) > tolerance:
+            problems.append(f"{result.submission}: scored {result.score:g}, expected {want:g}")
+    problems += [f"{name}: expected but not graded" for name in sorted(set(expected) - seen)]
+    return problems

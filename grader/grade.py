@@ -217,6 +217,7 @@ def _grade(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "CI": "1",
+        "LLMSYS_GRADING": "1",
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": str(harness),

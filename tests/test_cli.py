@@ -80,3 +80,51 @@ def test_console_script_is_installed():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "tip"),
+    [
+        (["hw9", "{subs}"], "hw9", "tip:"),
+        (["hw1", "{tmp}/nowhere"], "is not a folder", "one folder or .zip per student"),
+        (["hw1", "{tmp}/empty"], "holds no submission", "a folder or a .zip"),
+        (["hw1", "{subs}", "--out", "{subs}/out"], "must not be inside", "--out out"),
+        (["hw1", "{subs}", "--jobs", "0"], "--jobs must be at least 1", None),
+        (["hw1", "{subs}", "--roster", "{tmp}/no.csv"], "does not exist", "Grades > Export"),
+        (["hw1", "{subs}", "--expect", "{tmp}/no.toml"], "cannot read", "existing TOML"),
+        (["hw1", "{subs}", "--expect", "{tmp}/bad.toml"], "needs a number `score`", "score ="),
+    ],
+)
+def test_grade_bad_inputs_exit_2_with_a_tip(
+    graded_course: Path, tmp_path: Path, capsys, argv, message, tip
+):
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.toml").write_text('[hw1.ann]\nscore = "ten"\n')
+    argv = [a.format(subs=subs, tmp=tmp_path) for a in argv]
+    code, _, err = run(capsys, "--root", str(graded_course), "grade", *argv)
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    if tip:
+        assert "tip:" in err and tip in err
+
+
+def test_grade_checks_expected_scores(graded_course: Path, tmp_path: Path, capsys):
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    expect = tmp_path / "expected.toml"
+    expect.write_text("[hw1.ann]\nscore = 10\n")
+    base = ["--root", str(graded_course), "grade", "hw1", str(subs), "--out", str(tmp_path / "o")]
+    code, out, err = run(capsys, *base, "--expect", str(expect))
+    assert code == 0, out + err
+    assert "ok: all 1 scores as" in out and "ann" in out
+    expect.write_text("[hw1.ann]\nscore = 9\n[hw1.bob]\nscore = 0\n")
+    code, out, _ = run(capsys, *base, "--expect", str(expect))
+    assert code == 1
+    assert "ann: scored 10, expected 9" in out and "bob: expected but not graded" in out
+    assert "0 graded, 1 reused" in out

@@ -22,16 +22,30 @@ must not fail a test.
 import math
 import os
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 
 # ---------------------------------------------------------------------------
 # Settings profiles
 # ---------------------------------------------------------------------------
 
-settings.register_profile("ci", deadline=None, max_examples=50, derandomize=True, print_blob=True)
+# dev: your machine, fresh random examples each run. ci: the same examples on every
+# run. grade: the course's grader; the same examples for everyone, and a failing
+# example is reported as found, without spending time shrinking it.
 settings.register_profile("dev", deadline=None, max_examples=100)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile("ci", deadline=None, max_examples=50, derandomize=True, print_blob=True)
+settings.register_profile(
+    "grade",
+    deadline=None,
+    max_examples=50,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+)
+if os.environ.get("LLMSYS_GRADING"):
+    settings.load_profile("grade")
+else:
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # ---------------------------------------------------------------------------
 # Numbers

@@ -148,7 +148,7 @@ def sigmoid(x: float) -> float:
     first form for x >= 0 and the second for x < 0; then the exponential is
     always at most 1 and nothing overflows.
     """
-    while x < -100.0:  # a bug that only very negative inputs reach
+    while x < -1e300:  # a bug that only the most negative inputs reach
         pass
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))

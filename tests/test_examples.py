@@ -1,0 +1,179 @@
+"""The bundled example submissions, graded for real as one batch: each gets the score
+that examples/expected.toml gives it, hostile ones gain nothing from their attack,
+and nothing of the hidden tests or the reference reaches a student's output."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from junitparser.xunit2 import JUnitXml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+from grader import grade, sandbox
+from grader.backends.local import LocalBackend
+from grader.batch import BatchResult, discover, grade_batch
+from grader.manifest import Course
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples" / "submissions"
+EXPECTED = tomllib.loads((REPO / "examples" / "expected.toml").read_text())
+#: Files a student sees: their feedback and their Gradescope results.
+STUDENT_FILES = ("feedback.md", "results.json")
+
+pytestmark = pytest.mark.slow
+
+
+def tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def hw1_context() -> grade.Context:
+    course = Course.load(REPO)
+    return grade.context(course, course.get("hw1"))
+
+
+@pytest.fixture(scope="module")
+def hw1_batch(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFactory):
+    before = tree_digest(EXAMPLES)
+    out = tmp_path_factory.mktemp("out")
+    batch = grade_batch(hw1_context, discover(EXAMPLES / "hw1"), out, LocalBackend(), jobs=2)
+    return batch, out / "hw1", before
+
+
+def test_every_example_has_an_expected_score():
+    assert sorted(p.name for p in discover(EXAMPLES / "hw1")) == sorted(EXPECTED["hw1"])
+
+
+def test_reference_and_starter_examples_are_the_rendered_ones(hw1_context: grade.Context):
+    for name, tree in (("reference", hw1_context.reference), ("starter", hw1_context.starter)):
+        for rel in hw1_context.assignment.submit:
+            assert (EXAMPLES / "hw1" / name / rel).read_bytes() == tree[rel], (
+                f"examples/submissions/hw1/{name}/{rel} differs from the {name}; copy it again"
+            )
+
+
+def test_each_example_gets_its_expected_score(hw1_batch: tuple[BatchResult, Path, str]):
+    batch, _, _ = hw1_batch
+    if not sandbox.available():
+        pytest.skip("hostile examples are graded as intended only as root (sandboxed workers)")
+    got = {r.submission: r for r in batch.results}
+    for name, want in EXPECTED["hw1"].items():
+        result = got[name]
+        failing = [t.id for t in result.tests if t.status != "passed"]
+        assert result.status == "graded", (name, result.reason)
+        assert result.score == pytest.approx(want["score"], abs=1e-3), (name, failing)
+        assert len(failing) == want["failing"], (name, failing)
+    assert batch.graded == len(EXPECTED["hw1"]) and batch.reused == 0
+
+
+def test_clear_reasons_for_hostile_failures(hw1_batch: tuple[BatchResult, Path, str]):
+    batch, _, _ = hw1_batch
+    if not sandbox.available():
+        pytest.skip("hostile examples are graded as intended only as root (sandboxed workers)")
+    first_output = {r.submission: r.tests[0].output for r in batch.results}
+    assert "ended the process (exit code 0)" in first_output["hostile-exit-at-import"]
+    assert "time limit exceeded" in first_output["hostile-infinite-loop"]
+    assert "MemoryError" in first_output["hostile-memory-bomb"]
+    huge = first_output["hostile-huge-output"]
+    assert "File too large" in huge and len(huge) < 10_000
+    missing = next(r for r in batch.results if r.submission == "missing-file")
+    assert missing.notices == ("file minitorch/operators.py missing from submission",)
+
+
+def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str]):
+    _, out, before = hw1_batch
+    if not sandbox.available():
+        pytest.skip("the sandbox that stops these writes needs root")
+    assert tree_digest(EXAMPLES) == before, "grading changed the submissions folder"
+    assert not Path("/tmp/llmsys-pwned").exists()
+    expected = {"gradebook.csv", "junit.xml"} | set(EXPECTED["hw1"])
+    assert {p.name for p in out.iterdir()} == expected
+    for folder in (p for p in out.iterdir() if p.is_dir()):
+        assert {p.name for p in folder.iterdir()} == {"result.json", "feedback.md", "results.json"}
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert "pwned" not in path.read_text(encoding="utf-8"), path
+
+
+def hidden_snippets(ctx: grade.Context) -> list[str]:
+    """Lines of hidden-test code that no public test or example shares."""
+    public = "\n".join(data.decode() for data in ctx.public_tests.values())
+    mine = "\n".join(p.read_text() for p in EXAMPLES.rglob("*.py"))
+    snippets = []
+    for data in ctx.hidden_tests.values():
+        for line in data.decode().splitlines():
+            line = line.strip()
+            if len(line) >= 25 and not line.startswith(("def ", "@", "#", '"""')):
+                if line not in public and line not in mine:
+                    snippets.append(line)
+    return snippets
+
+
+def strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [s for item in value for s in strings(item)]
+    return []
+
+
+def test_no_hidden_test_or_reference_text_reaches_students(
+    hw1_batch: tuple[BatchResult, Path, str], hw1_context: grade.Context
+):
+    _, out, _ = hw1_batch
+    snippets = hidden_snippets(hw1_context)
+    assert len(snippets) > 50, "too few distinctive hidden-test lines to make this check mean much"
+    for path in out.rglob("*"):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "STOLEN" not in text, f"{path}: the steal example found something"
+        assert "BEGIN SOLUTION" not in text, path
+        if path.name in STUDENT_FILES:
+            if path.suffix == ".json":  # the strings as shown, not JSON-escaped
+                text = "\n".join(strings(json.loads(text)))
+            leaked = [s for s in snippets if s in text]
+            assert not leaked, f"{path} shows hidden test code: {leaked[:3]}"
+
+
+def test_batch_reports_agree_with_results(hw1_batch: tuple[BatchResult, Path, str]):
+    batch, out, _ = hw1_batch
+    suites = {suite.name: suite for suite in JUnitXml.fromfile(str(out / "junit.xml"))}
+    assert set(suites) == {r.submission for r in batch.results}
+    for result in batch.results:
+        suite = suites[result.submission]
+        assert suite.tests == len(result.tests)
+        failed = sum(t.status != "passed" for t in result.tests)
+        assert suite.failures + suite.errors == failed, result.submission
+        gradescope = json.loads((out / result.submission / "results.json").read_text())
+        assert gradescope["score"] == pytest.approx(result.score)
+    rows = list(csv.reader((out / "gradebook.csv").open(newline="")))
+    assert rows[1][0] == "Points Possible" and len(rows) == 2 + len(batch.results)
+    by_login = {row[3]: float(row[5]) for row in rows[2:]}
+    # Canvas shows two decimals; the gradebook is rounded to them.
+    assert by_login == {r.submission: pytest.approx(r.score, abs=0.005) for r in batch.results}
+
+
+def test_rerun_reuses_every_result(hw1_batch, hw1_context: grade.Context):
+    batch, out, _ = hw1_batch
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
+    again = grade_batch(hw1_context, discover(EXAMPLES / "hw1"), out.parent, LocalBackend())
+    assert again.graded == 0 and again.reused == len(batch.results)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")} == stamps
+    assert [r.score for r in again.results] == [r.score for r in batch.results]
