@@ -1,0 +1,25 @@
+"""The benchmark scripts keep running (their figures are read by people, not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_harness_overhead_benchmark_prints_its_figures():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/harness_overhead.py", "--repeat", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in ("plain pytest", "graded (harness + workers)", "overhead ratio", "round trip"):
+        assert figure in proc.stdout
