@@ -301,12 +301,31 @@ def default_sandbox(ctx: Context, work: Path, uid: int, hide: list[str]) -> Sand
     return SandboxConfig(
         uid=uid,
         gid=uid,
-        hide=tuple(sorted({str(ctx.course.root), "/root", "/home", "/var/tmp", "/dev/shm", *hide})),
+        hide=tuple(sorted({*_host_folders(), str(ctx.course.root), "/dev/shm", *hide})),
         keep=tuple(sorted(keep)),
         memory_mb=limits.memory_mb,
         processes=limits.processes,
         file_size_mb=limits.file_size_mb,
         cpu_s=int(limits.submission_timeout_s) + 5,
+    )
+
+
+#: Top-level folders a worker sees: the system's programs, libraries and settings.
+#: Everything else at the top of the file system (/home, /root, /srv, /opt, /var,
+#: /run with its sockets, /work, /mnt, ...) is hidden; the sandbox binds back only
+#: Python, the grader and the student's own folder.
+SYSTEM_FOLDERS = frozenset(
+    {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "sys", "dev", "tmp"}
+)
+
+
+def _host_folders() -> list[str]:
+    """Top-level folders to hide (real folders only: a symlink such as /bin -> usr/bin
+    must not be mounted over, that would hide its target)."""
+    return sorted(
+        str(path)
+        for path in Path("/").iterdir()
+        if path.name not in SYSTEM_FOLDERS and path.is_dir() and not path.is_symlink()
     )
 
 

@@ -8,15 +8,17 @@ a listener this test opens on the host's loopback, never to an outside address.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import grader
-from grader import sandbox
+from grader import grade, sandbox
 from grader.sandbox import SandboxConfig
 from grader.workers import Worker
 
@@ -41,7 +43,7 @@ def confined(tmp_path: Path):
     config = SandboxConfig(
         uid=UID,
         gid=UID,
-        hide=("/root", "/home", "/var/tmp", "/dev/shm", str(Path(grader.__file__).parents[1])),
+        hide=(*grade._host_folders(), "/dev/shm", str(Path(grader.__file__).parents[1])),
         keep=tuple(
             sorted(
                 {
@@ -165,3 +167,23 @@ def test_memory_file_size_and_process_limits_hold(confined):
         "    return len(children)\n"
     )
     assert run(worker, forks) < 16
+
+
+def test_folders_outside_the_system_ones_are_hidden(confined):
+    """Another checkout of the course, a TA's files: anywhere but /usr, /etc, ..."""
+    worker, _ = confined
+    outside = Path(tempfile.mkdtemp(prefix="llmsys-sandbox-test-", dir="/mnt"))
+    try:
+        (outside / "solutions.py").write_text("the reference\n")
+        os.chmod(outside, 0o755)
+        os.chmod(outside / "solutions.py", 0o644)
+        source = (
+            "def probe(path):\n"
+            "    import os\n"
+            "    return [os.path.exists(path), sorted(os.listdir('/mnt'))]\n"
+        )
+        exists, listing = run(worker, source, str(outside / "solutions.py"))
+        assert Path(outside / "solutions.py").exists()  # the host sees it
+        assert exists is False and listing == []
+    finally:
+        shutil.rmtree(outside)
