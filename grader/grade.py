@@ -199,21 +199,7 @@ def _grade(
     (harness / "config.json").write_text(json.dumps(config, indent=1))
     results_path = harness / "results.json"
     folders = [PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "grader.harness",
-        "--llmsys-harness",
-        str(harness / "config.json"),
-        "--llmsys-results",
-        str(results_path),
-        *folders,
-    ]
+    command = _harness_command(harness / "config.json", results_path, folders)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "CI": "1",
@@ -271,6 +257,13 @@ def _grade(
             duration_s=round(time.monotonic() - clock, 3),
             **base,
         )
+    if not run.timed_out:
+        rescued = _composed_pass(ctx, taken, records, student_dir, harness, env, backend, sandbox)
+        for task_id, count in rescued.items():
+            notices.append(
+                f"{count} test(s) of {task_id} failed only through your files of other "
+                "tasks: with working ones in their place they pass, and get their points"
+            )
     tests = scoring.score_tests(a, records, taken.missing, not_run)
     tasks = scoring.score_tasks(a, tests)
     return SubmissionResult(
@@ -285,6 +278,84 @@ def _grade(
         duration_s=round(time.monotonic() - clock, 3),
         **base,
     )
+
+
+def _harness_command(config: Path, results_path: Path, targets: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "grader.harness",
+        "--llmsys-harness",
+        str(config),
+        "--llmsys-results",
+        str(results_path),
+        *targets,
+    ]
+
+
+def _composed_pass(
+    ctx: Context,
+    taken: intake.Intake,
+    records: list[dict[str, Any]],
+    student_dir: Path,
+    harness: Path,
+    env: dict[str, str],
+    backend: Backend,
+    sandbox: SandboxConfig | None,
+) -> dict[str, int]:
+    """Rerun each task's failed tests on the reference with only that task's files
+    taken from the submission, so that one broken task costs only its own points.
+
+    The student's code shares the sandbox with reference code here, so nothing of
+    this run reaches the student but pass/fail: a test that passes is marked
+    `composed_pass` in its first-run record (whose output stays the feedback).
+    Returns task id -> how many tests passed this way.
+    """
+    a = ctx.assignment
+    if len(a.tasks) < 2:
+        return {}
+    failed: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("outcome") in ("failed", "error") and r.get("phase") != "collect":
+            failed.setdefault(str(r.get("task")), []).append(str(r["nodeid"]))
+    rescued: dict[str, int] = {}
+    # All reruns together get one more submission time limit, not one each.
+    deadline = time.monotonic() + a.limits.submission_timeout_s
+    own_tree = dict(ctx.starter)
+    own_tree.update(taken.files)
+    for task in a.tasks:
+        mine = set(task.files)
+        if not failed.get(task.id) or not mine or mine & set(taken.missing):
+            continue
+        tree = dict(ctx.reference)
+        tree.update({rel: data for rel, data in taken.files.items() if rel in mine})
+        if all(tree.get(rel) == own_tree.get(rel) for rel in set(tree) | set(own_tree)):
+            continue  # the same tree as the first run: nothing to learn
+        starter.write_tree(tree, student_dir)
+        _make_readable(student_dir)
+        results_path = harness / f"results-{task.id}.json"
+        command = _harness_command(harness / "config.json", results_path, failed[task.id])
+        left = deadline - time.monotonic()
+        if left <= 1:
+            break
+        backend.run_harness(command, harness, env, left, sandbox)
+        try:
+            rerun = json.loads(results_path.read_text(encoding="utf-8"))["tests"]
+        except (OSError, ValueError, KeyError):
+            continue
+        passed = {r["nodeid"] for r in rerun if r.get("outcome") == "passed"}
+        for r in records:
+            if r["nodeid"] in passed and r.get("task") == task.id:
+                r["composed_pass"] = True
+        if passed:
+            rescued[task.id] = len(passed)
+    starter.write_tree(own_tree, student_dir)
+    return rescued
 
 
 def default_sandbox(ctx: Context, work: Path, uid: int, hide: list[str]) -> SandboxConfig:

@@ -6,7 +6,10 @@ Pure functions over plain data: no files, no processes. Rules:
 - a test earns its points only when it passed (timing checks earn a fraction,
   from the curve over the student/reference time ratio);
 - skipped, failed, errored and never-run tests earn nothing, each with its reason;
-- a task whose submitted file is missing fails all its tests with that reason.
+- a task whose submitted file is missing fails all its tests with that reason;
+- a test that failed only through the student's files of other tasks (it passes
+  when those are replaced by working ones: `composed_pass`, see grade.py) passes,
+  and its output says so.
 What a student may read (`output`) is kept apart from what staff may read
 (`staff_output`): for hidden tests, the student sees only the name, the status and
 the type of the student's own exception, never assertion details or the student's printed
@@ -74,6 +77,12 @@ def score_tests(
         nodeid = r["nodeid"]
         hidden = nodeid.startswith(HIDDEN_PREFIX)
         status, output, staff = _status_and_output(r, hidden, not_run_reason)
+        if r.get("composed_pass") and status != "passed":
+            status = "passed"
+            output = _clip(
+                "passed with working files for the other tasks (with your own files it "
+                f"fails like this):\n{output}"
+            )
         lost = missing_by_task[r["task"]]
         if lost:
             status = "failed"

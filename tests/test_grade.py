@@ -12,6 +12,8 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from grader import grade, results, sandbox
 from grader.backends.local import LocalBackend
 from grader.manifest import Course
@@ -217,3 +219,96 @@ def test_sigkill_halfway_then_rerun_loses_nothing(graded_course: Path, tmp_path:
         assert results.from_dict(json.loads(data)).score == 10.0
         if name in done_before:
             assert data == done_before[name]  # not graded twice
+
+
+COMPOSED_OPS = '''\
+def add(x, y):
+    """x + y"""
+    # BEGIN SOLUTION hw1.1
+    return x + y  # the reference's own line
+    # END SOLUTION
+
+
+def neg(x):
+    """-x"""
+    # BEGIN SOLUTION hw2.1
+    return -x
+    # END SOLUTION
+'''
+
+COMPOSED_MUL = '''\
+from mini.ops import add
+
+
+def mul(x, y):
+    """x * y for y >= 0, by repeated addition"""
+    # BEGIN SOLUTION hw1.2
+    result = 0
+    for _ in range(y):
+        result = add(result, x)
+    return result
+    # END SOLUTION
+'''
+
+
+@pytest.fixture
+def composed_course(graded_course: Path) -> Path:
+    """hw1.2's mul (in mini/mul.py) is built on hw1.1's add (in mini/ops.py)."""
+    root = graded_course
+    (root / "solutions/mini/ops.py").write_text(COMPOSED_OPS)
+    (root / "solutions/mini/mul.py").write_text(COMPOSED_MUL)
+    (root / "solutions/mini/__init__.py").write_text(
+        "from .ops import add, neg  # noqa: F401\nfrom .mul import mul  # noqa: F401\n"
+    )
+    path = root / "assignments/hw1/assignment.toml"
+    text = path.read_text().replace(
+        'submit = ["mini/ops.py"]', 'submit = ["mini/ops.py", "mini/mul.py"]'
+    )
+    text = text.replace("points = 6", 'points = 6\nfiles = ["mini/mul.py"]')
+    path.write_text(text)
+    return root
+
+
+def test_broken_task_costs_only_its_own_points(composed_course: Path, tmp_path: Path):
+    own_mul = COMPOSED_MUL.replace("    # BEGIN SOLUTION hw1.2\n", "").replace(
+        "    # END SOLUTION\n", ""
+    )
+    # Hostile too: at import, print whatever ops.py is next to it.
+    own_mul += (
+        "\nimport os\nprint(open(os.path.join(os.path.dirname(__file__), 'ops.py')).read())\n"
+    )
+    subs = tmp_path / "subs"
+    folder = submission(subs, "ida", GOOD_OPS.replace("return x + y", "return x - y"))
+    (folder / "mini/mul.py").write_text(own_mul)
+    result = grade_one(composed_course, folder, tmp_path)
+    assert result.status == "graded", result.reason
+    assert scores(result) == {"hw1.1": 0.0, "hw1.2": 6.0}
+    mul_tests = [t for t in result.tests if t.task == "hw1.2"]
+    assert mul_tests and all(t.status == "passed" for t in mul_tests)
+    assert all("passed with working files for the other tasks" in t.output for t in mul_tests)
+    assert any("failed only through your files of other tasks" in n for n in result.notices)
+    # The rerun next to the reference showed the student nothing of it.
+    assert "the reference's own line" not in json.dumps(results.to_dict(result))
+
+
+def test_task_wrong_on_its_own_is_not_rescued(composed_course: Path, tmp_path: Path):
+    folder = submission(tmp_path / "subs", "jon", GOOD_OPS)
+    (folder / "mini/mul.py").write_text("def mul(x, y):\n    return x * y + 1\n")
+    result = grade_one(composed_course, folder, tmp_path)
+    assert scores(result) == {"hw1.1": 4.0, "hw1.2": 0.0}
+    assert not any("failed only through" in n for n in result.notices)
+
+
+def test_two_backends_on_one_host_never_share_a_uid(tmp_path: Path):
+    from grader.backends.local import claim_uid
+
+    first, fd1 = claim_uid(set(), tmp_path)
+    again, fd2 = claim_uid({first}, tmp_path)
+    # Another process (here: another open file description) cannot take either.
+    other, fd3 = claim_uid(set(), tmp_path)
+    assert len({first, again, other}) == 3
+    for fd in (fd1, fd2, fd3):
+        os.close(fd)
+    reused, fd4 = claim_uid(set(), tmp_path)
+    assert reused == first  # freed when its holder closes the lock
+    os.close(fd4)

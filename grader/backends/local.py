@@ -1,13 +1,17 @@
 """The local backend: the harness runs on this host, in a subprocess per submission.
 
 With root, each submission's workers run confined (`grader.sandbox`) as a uid of
-their own slot (`FIRST_UID + slot`), so parallel submissions cannot signal or
-read each other. Without root, student code runs with the grader's own rights,
-and every result says so.
+their own slot, so parallel submissions cannot signal or read each other. A uid
+is claimed with a lock file for as long as this process lives, so two batches
+graded at once on one host (two TAs, or CI next to a TA) never share a uid: the
+clean-up that kills every process of a slot's uid cannot hit the other batch.
+Without root, student code runs with the grader's own rights, and every result
+says so.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -20,7 +24,13 @@ from grader.sandbox import SandboxConfig
 from grader.workers import kill_uid
 
 FIRST_UID = 61000
+UID_RANGE = 4096
+LOCKS = Path("/run/llmsys-uids")
 LOG_LIMIT = 20000
+
+
+class NoFreeUid(RuntimeError):
+    pass
 
 
 class LocalBackend:
@@ -29,6 +39,7 @@ class LocalBackend:
     def __init__(self, hide: list[str] | None = None) -> None:
         #: Extra folders hidden from student code (e.g. the batch's output folder).
         self.hide = hide or []
+        self._uids: dict[int, tuple[int, int]] = {}  # slot -> (uid, locked fd)
 
     @staticmethod
     def confined() -> bool:
@@ -37,7 +48,13 @@ class LocalBackend:
     def sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig | None:
         if not self.confined():
             return None
-        return default_sandbox(ctx, work, FIRST_UID + slot, self.hide)
+        return default_sandbox(ctx, work, self.uid(slot), self.hide)
+
+    def uid(self, slot: int) -> int:
+        """The uid of `slot`, claimed by this process (first free one of the range)."""
+        if slot not in self._uids:
+            self._uids[slot] = claim_uid({uid for uid, _ in self._uids.values()})
+        return self._uids[slot][0]
 
     def run_harness(
         self,
@@ -74,3 +91,19 @@ class LocalBackend:
                     kill_uid(sandbox.uid)
         text = log.read_bytes()[-LOG_LIMIT:].decode("utf-8", "replace")
         return HarnessRun(process.returncode, timed_out, text, time.monotonic() - start)
+
+
+def claim_uid(taken: set[int], locks: Path = LOCKS) -> tuple[int, int]:
+    """Lock the first free uid of the range; the lock lasts while the fd is open."""
+    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for uid in range(FIRST_UID, FIRST_UID + UID_RANGE):
+        if uid in taken:
+            continue
+        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise NoFreeUid(f"all {UID_RANGE} sandbox uids from {FIRST_UID} are in use on this host")
