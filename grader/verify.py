@@ -116,20 +116,36 @@ def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
     own_tags = {t.id: set(t.marker_tags) for t in a.tasks}
     trees = {"reference": set(), "starter": starter.starter_stub_tags(course, a)}
     trees.update({f"only {task_id}": tags for task_id, tags in own_tags.items()})
+    rendered = {
+        label: starter.render_tree(course, a, tags, regions) for label, tags in trees.items()
+    }
+    touched = {
+        label: {rel for rel, data in tree.items() if rendered["reference"].get(rel) != data}
+        for label, tree in rendered.items()
+    }
     with tempfile.TemporaryDirectory(prefix=f"llmsys-verify-{a.id}-") as tmp:
 
         def build_and_run(label: str) -> Run:
-            tree = starter.render_tree(course, a, trees[label], regions)
-            folder = starter.copy_tree(tree, Path(tmp) / label.replace(" ", "-"))
+            folder = starter.copy_tree(rendered[label], Path(tmp) / label.replace(" ", "-"))
             return run_tests(folder, label)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             runs = dict(zip(trees, pool.map(build_and_run, trees), strict=True))
-    return tally(a, runs)
+    return tally(a, runs, touched)
 
 
-def tally(a: Assignment, runs: dict[str, Run]) -> Verification:
-    """Turn the runs of `verify` into a per-task table and a list of problems."""
+def tally(
+    a: Assignment, runs: dict[str, Run], touched: dict[str, set[str]] | None = None
+) -> Verification:
+    """Turn the runs of `verify` into a per-task table and a list of problems.
+
+    `touched[label]`: the files that differ from the reference in that run's tree.
+    When task Y names its `files`, grading reruns Y's failed tests with only those
+    files from the submission (grader.grade._composed_pass); so with only X stubbed,
+    a failing test of Y is fine when the stub touched none of Y's files.
+    """
+    touched = touched or {}
+    files = {t.id: set(t.files) for t in a.tasks}
     rows = [TaskRow(t.id, t.title, t.points) for t in a.tasks]
     result = Verification(a, rows)
     problems = result.problems
@@ -172,9 +188,27 @@ def tally(a: Assignment, runs: dict[str, Run]) -> Verification:
                     f"of a {a.id} stub, got {r.outcome} "
                     f"{r.error_type or ''}: {_last_line(r.message)}"
                 )
-        only = runs[f"only {row.task_id}"]
-        wrong = [r for r in only.records if (r.task == row.task_id) != (r.outcome != "passed")]
-        row.isolated = bool(only.records) and not wrong
+        label = f"only {row.task_id}"
+        only = runs[label]
+        changed = touched.get(label, set())
+
+        def composed_pass(r: TestRecord, changed: set[str] = changed) -> bool:
+            mine = files.get(r.task or "", set())
+            return bool(mine) and not (mine & changed)
+
+        wrong = [
+            r
+            for r in only.records
+            if (r.task == row.task_id) != (r.outcome != "passed")
+            and not (r.task != row.task_id and composed_pass(r))
+        ]
+        outside = sorted(changed - files[row.task_id]) if files[row.task_id] else []
+        for rel in outside:
+            problems.append(
+                f"{row.task_id}: its solution regions change {rel}, "
+                f"which is not in its files {sorted(files[row.task_id])}"
+            )
+        row.isolated = bool(only.records) and not wrong and not outside
         for r in wrong:
             expected = "fail" if r.task == row.task_id else "pass"
             problems.append(

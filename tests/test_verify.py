@@ -93,3 +93,48 @@ def test_collection_error_in_starter_is_reported(course: Path):
     )
     problems = verify_hw1(course).problems
     assert any(p.startswith("starter: collection error in tests/test_mini.py") for p in problems)
+
+
+def split_into_task_files(course: Path) -> None:
+    """mul moves to mini/mul.py and is built on add; each task names its files."""
+    from tests.test_grade import COMPOSED_MUL, COMPOSED_OPS
+
+    write(course / "solutions/mini/ops.py", COMPOSED_OPS)
+    write(course / "solutions/mini/mul.py", COMPOSED_MUL)
+    write(
+        course / "solutions/mini/__init__.py",
+        "from .ops import add, neg  # noqa: F401\nfrom .mul import mul  # noqa: F401\n",
+    )
+    path = course / "assignments/hw1/assignment.toml"
+    text = path.read_text().replace(
+        'submit = ["mini/ops.py"]', 'submit = ["mini/ops.py", "mini/mul.py"]'
+    )
+    text = text.replace("points = 4", 'points = 4\nfiles = ["mini/ops.py"]')
+    text = text.replace("points = 6", 'points = 6\nfiles = ["mini/mul.py"]')
+    path.write_text(text)
+
+
+def test_dependency_across_task_files_keeps_isolation(course: Path):
+    # Grading reruns hw1.2's failed tests with the reference's ops.py: stubbing hw1.1
+    # then costs hw1.1 only, though plain pytest sees test_mul fail too.
+    split_into_task_files(course)
+    result = verify_hw1(course)
+    assert result.problems == []
+    assert all(row.isolated for row in result.rows)
+
+
+def test_region_outside_its_tasks_files_is_reported(course: Path):
+    split_into_task_files(course)
+    mul = course / "solutions/mini/mul.py"
+    mul.write_text(
+        mul.read_text()
+        + '\n\ndef twice(x):\n    """2x"""\n    # BEGIN SOLUTION hw1.1\n    return 2 * x\n'
+        "    # END SOLUTION\n"
+    )
+    result = verify_hw1(course)
+    rows = {row.task_id: row for row in result.rows}
+    assert rows["hw1.1"].isolated is False
+    assert (
+        "hw1.1: its solution regions change mini/mul.py, which is not in its files "
+        "['mini/ops.py']" in result.problems
+    )
