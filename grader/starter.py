@@ -174,7 +174,11 @@ def _pyproject(a: Assignment, tree: Tree) -> str:
         '    "task(id, points=None): the task (hwN.K) whose points this test gives",\n'
         '    "gpu: needs a CUDA GPU; skipped with a reason where there is none",\n'
         '    "timing(check_id): compares the speed of your code with the reference",\n'
-        "]\n"
+        "]\n\n"
+        "# What you hand in (submit.py zips exactly these files).\n"
+        "[tool.llmsys]\n"
+        f'assignment = "{a.id}"\n'
+        f"submit = {json.dumps(list(a.submit))}\n"
     )
 
 
