@@ -91,7 +91,14 @@ def test_clear_reasons_for_hostile_failures(hw1_batch: tuple[BatchResult, Path, 
     huge = first_output["hostile-huge-output"]
     assert "File too large" in huge and len(huge) < 10_000
     missing = next(r for r in batch.results if r.submission == "missing-file")
-    assert missing.notices == ("file minitorch/operators.py missing from submission",)
+    assert missing.notices[0] == "file minitorch/operators.py missing from submission"
+    # hw1.2's tests fail with the starter's operators, and pass on the rerun.
+    assert any(
+        "of hw1.2 failed only through your files of other tasks" in n for n in missing.notices
+    )
+    buggy = next(r for r in batch.results if r.submission == "buggy")
+    rescued = [t for t in buggy.tests if "passed with working files" in t.output]
+    assert len(rescued) == 1 and rescued[0].task == "hw1.2" and rescued[0].status == "passed"
 
 
 def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str]):

@@ -7,4 +7,7 @@ later layer is built from; they are re-exported here, so `minitorch.mul` and
 """
 
 # The public names of each module are listed in its `__all__`.
+from .autodiff import *  # noqa: F403, RUF100
 from .operators import *  # noqa: F403, RUF100
+from .scalar import *  # noqa: F403, RUF100
+from .scalar_functions import *  # noqa: F403, RUF100
