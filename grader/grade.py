@@ -169,9 +169,8 @@ def _grade(
     work.mkdir(parents=True)
     os.chmod(work, 0o711)
     student_dir = work / "student"
-    tree = dict(ctx.starter)
-    tree.update(taken.files)
-    starter.write_tree(tree, student_dir)
+    own_tree = {**ctx.starter, **taken.files}
+    starter.write_tree(own_tree, student_dir)
     _make_readable(student_dir)
     harness = work / "harness"
     harness.mkdir(mode=0o700)
@@ -258,7 +257,9 @@ def _grade(
             **base,
         )
     if not run.timed_out:
-        rescued = _composed_pass(ctx, taken, records, student_dir, harness, env, backend, sandbox)
+        rescued = _composed_pass(
+            ctx, taken, own_tree, records, student_dir, harness, env, backend, sandbox
+        )
         for task_id, count in rescued.items():
             notices.append(
                 f"{count} test(s) of {task_id} failed only through your files of other "
@@ -301,6 +302,7 @@ def _harness_command(config: Path, results_path: Path, targets: list[str]) -> li
 def _composed_pass(
     ctx: Context,
     taken: intake.Intake,
+    own_tree: dict[str, bytes],
     records: list[dict[str, Any]],
     student_dir: Path,
     harness: Path,
@@ -314,6 +316,7 @@ def _composed_pass(
     The student's code shares the sandbox with reference code here, so nothing of
     this run reaches the student but pass/fail: a test that passes is marked
     `composed_pass` in its first-run record (whose output stays the feedback).
+    `own_tree` is the first pass's student tree; it is put back at the end.
     Returns task id -> how many tests passed this way.
     """
     a = ctx.assignment
@@ -326,8 +329,6 @@ def _composed_pass(
     rescued: dict[str, int] = {}
     # All reruns together get one more submission time limit, not one each.
     deadline = time.monotonic() + a.limits.submission_timeout_s
-    own_tree = dict(ctx.starter)
-    own_tree.update(taken.files)
     for task in a.tasks:
         mine = set(task.files)
         if not failed.get(task.id) or not mine or mine & set(taken.missing):
