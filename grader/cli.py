@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_verify)
 
+    p = sub.add_parser(
+        "examples", help="write an assignment's example submissions whole (examples/expected.toml)"
+    )
+    p.add_argument("assignment", metavar="hwN")
+    p.add_argument(
+        "--out", required=True, help="folder to write them to (new, or holding only these examples)"
+    )
+    p.set_defaults(run=_examples)
+
     p = sub.add_parser("grade", help="grade a folder of submissions (folders or .zip files)")
     p.add_argument("assignment", metavar="hwN")
     p.add_argument("submissions", metavar="SUBMISSIONS", help="folder with one entry per student")
@@ -159,6 +168,12 @@ def _verify(args: argparse.Namespace, root: Path, out: Console) -> int:
         "passes, starter fails cleanly, each task isolated",
         markup=True,
     )
+    return 0
+
+
+def _examples(args: argparse.Namespace, root: Path, out: Console) -> int:
+    folders = commands.write_examples(root, args.assignment, Path(args.out))
+    out.print(f"wrote {len(folders)} example submission(s) of {args.assignment} to {args.out}")
     return 0
 
 

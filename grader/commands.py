@@ -131,6 +131,29 @@ def grade(
     )
 
 
+def write_examples(root: Path, assignment_id: str, out: Path) -> list[Path]:
+    """Write the example submissions of an assignment whole into `out`, which holds
+    nothing else (a rerun rewrites them in place)."""
+    from grader import examples, grade
+
+    course = Course.load(root)
+    ctx = grade.context(course, course.get(assignment_id))
+    problems = examples.stale(ctx, root)
+    if problems:
+        raise CheckFailed(
+            "stored examples need care:\n  " + "\n  ".join(problems),
+            "keep in examples/submissions/ only the files an example changes",
+        )
+    names = set(examples.specs(root, assignment_id))
+    others = sorted(p.name for p in out.iterdir() if p.name not in names) if out.is_dir() else []
+    if others:
+        raise LlmsysError(
+            f"{out} holds other things than {assignment_id}'s examples: {', '.join(others[:3])}",
+            "pass an empty or new folder, e.g. --out out/examples/" + assignment_id,
+        )
+    return examples.materialize(ctx, root, out)
+
+
 def expected_scores(path: Path, assignment_id: str) -> dict[str, float]:
     """`[hwN.<submission>] score = ...` tables of an expectations file, for one assignment."""
     try:

@@ -128,3 +128,17 @@ def test_grade_checks_expected_scores(graded_course: Path, tmp_path: Path, capsy
     assert code == 1
     assert "ann: scored 10, expected 9" in out and "bob: expected but not graded" in out
     assert "0 graded, 1 reused" in out
+
+
+def test_examples_written_whole_and_bad_outputs_refused(tmp_path: Path, capsys):
+    out = tmp_path / "ex"
+    code, stdout, err = run(capsys, "--root", str(REPO), "examples", "hw1", "--out", str(out))
+    assert code == 0, err
+    assert "wrote 17 example submission(s) of hw1" in stdout
+    assert (out / "reference/minitorch/scalar.py").is_file()
+    code, _, _ = run(capsys, "--root", str(REPO), "examples", "hw1", "--out", str(out))
+    assert code == 0  # a rerun rewrites them in place
+    (out / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "--root", str(REPO), "examples", "hw1", "--out", str(out))
+    assert code == 2 and "holds other things than hw1's examples: notes.txt" in err
+    assert (out / "notes.txt").read_text() == "mine"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from grader import grade, sandbox
+from grader import examples, grade, sandbox
 from grader.backends.local import LocalBackend
 from grader.batch import BatchResult, discover, grade_batch
 from grader.manifest import Course
@@ -47,23 +48,43 @@ def hw1_context() -> grade.Context:
 
 
 @pytest.fixture(scope="module")
-def hw1_batch(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFactory):
-    before = tree_digest(EXAMPLES)
+def hw1_examples(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The examples of hw1, written whole."""
+    folder = tmp_path_factory.mktemp("examples")
+    examples.materialize(hw1_context, REPO, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hw1_batch(
+    hw1_context: grade.Context, hw1_examples: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    before = tree_digest(hw1_examples)
     out = tmp_path_factory.mktemp("out")
-    batch = grade_batch(hw1_context, discover(EXAMPLES / "hw1"), out, LocalBackend(), jobs=2)
+    batch = grade_batch(hw1_context, discover(hw1_examples), out, LocalBackend(), jobs=2)
     return batch, out / "hw1", before
 
 
-def test_every_example_has_an_expected_score():
-    assert sorted(p.name for p in discover(EXAMPLES / "hw1")) == sorted(EXPECTED["hw1"])
+def test_stored_examples_hold_only_what_they_change(hw1_context: grade.Context, hw1_examples):
+    assert examples.stale(hw1_context, REPO) == []
+    assert sorted(p.name for p in discover(hw1_examples)) == sorted(EXPECTED["hw1"])
+    reference = hw1_examples / "reference"
+    for rel in hw1_context.assignment.submit:
+        assert (reference / rel).read_bytes() == hw1_context.reference[rel]
+        assert (hw1_examples / "starter" / rel).read_bytes() == hw1_context.starter[rel]
+    assert not (hw1_examples / "missing-file/minitorch/operators.py").exists()
 
 
-def test_reference_and_starter_examples_are_the_rendered_ones(hw1_context: grade.Context):
-    for name, tree in (("reference", hw1_context.reference), ("starter", hw1_context.starter)):
-        for rel in hw1_context.assignment.submit:
-            assert (EXAMPLES / "hw1" / name / rel).read_bytes() == tree[rel], (
-                f"examples/submissions/hw1/{name}/{rel} differs from the {name}; copy it again"
-            )
+def test_a_copy_of_its_base_is_reported(hw1_context: grade.Context, tmp_path: Path):
+    root = tmp_path / "root"
+    shutil.copytree(REPO / "examples", root / "examples")
+    copy = root / "examples/submissions/hw1/buggy/minitorch/scalar.py"
+    copy.write_bytes(hw1_context.reference["minitorch/scalar.py"])
+    (root / "examples/submissions/hw1/ghost").mkdir()
+    assert examples.stale(hw1_context, root) == [
+        "examples/submissions/hw1/buggy/minitorch/scalar.py: the same as the reference",
+        "examples/submissions/hw1/ghost: no entry in examples/expected.toml",
+    ]
 
 
 def test_each_example_gets_its_expected_score(hw1_batch: tuple[BatchResult, Path, str]):
@@ -101,11 +122,11 @@ def test_clear_reasons_for_hostile_failures(hw1_batch: tuple[BatchResult, Path, 
     assert len(rescued) == 1 and rescued[0].task == "hw1.2" and rescued[0].status == "passed"
 
 
-def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str]):
+def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str], hw1_examples):
     _, out, before = hw1_batch
     if not sandbox.available():
         pytest.skip("the sandbox that stops these writes needs root")
-    assert tree_digest(EXAMPLES) == before, "grading changed the submissions folder"
+    assert tree_digest(hw1_examples) == before, "grading changed the submissions folder"
     assert not Path("/tmp/llmsys-pwned").exists()
     expected = {"gradebook.csv", "junit.xml"} | set(EXPECTED["hw1"])
     assert {p.name for p in out.iterdir()} == expected
@@ -120,6 +141,7 @@ def hidden_snippets(ctx: grade.Context) -> list[str]:
     """Lines of hidden-test code that no public test or example shares."""
     public = "\n".join(data.decode() for data in ctx.public_tests.values())
     mine = "\n".join(p.read_text() for p in EXAMPLES.rglob("*.py"))
+    mine += "\n".join(data.decode() for data in ctx.reference.values())
     snippets = []
     for data in ctx.hidden_tests.values():
         for line in data.decode().splitlines():
@@ -177,10 +199,10 @@ def test_batch_reports_agree_with_results(hw1_batch: tuple[BatchResult, Path, st
     assert by_login == {r.submission: pytest.approx(r.score, abs=0.005) for r in batch.results}
 
 
-def test_rerun_reuses_every_result(hw1_batch, hw1_context: grade.Context):
+def test_rerun_reuses_every_result(hw1_batch, hw1_context: grade.Context, hw1_examples: Path):
     batch, out, _ = hw1_batch
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
-    again = grade_batch(hw1_context, discover(EXAMPLES / "hw1"), out.parent, LocalBackend())
+    again = grade_batch(hw1_context, discover(hw1_examples), out.parent, LocalBackend())
     assert again.graded == 0 and again.reused == len(batch.results)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")} == stamps
     assert [r.score for r in again.results] == [r.score for r in batch.results]
