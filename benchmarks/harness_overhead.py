@@ -71,10 +71,10 @@ def plain_run(ctx: grade.Context, folder: Path) -> float:
 
 
 def graded_run(ctx: grade.Context, work: Path) -> float:
+    submission = work.parent / f"{work.name}-submission"
+    write_tree({rel: ctx.reference[rel] for rel in ctx.assignment.submit}, submission)
     start = time.perf_counter()
-    result = grade.grade_submission(
-        ctx, REPO / "examples/submissions/hw1/reference", work, LocalBackend()
-    )
+    result = grade.grade_submission(ctx, submission, work, LocalBackend())
     elapsed = time.perf_counter() - start
     if result.score != result.max_score:
         sys.exit(f"the reference scored {result.score}/{result.max_score}: {result.reason}")

@@ -1,19 +1,23 @@
-"""Example submissions, stored as what they change.
+"""Example submissions, written as edits of the reference or the starter.
 
-`examples/expected.toml` names every example of an assignment:
+`examples/expected.toml` describes every example of an assignment:
 
     [hw1.buggy]
-    base = "reference"          # or "starter" (default: reference)
+    base = "reference"          # or "starter"
     omit = []                   # submitted files the example leaves out
     score = 29.2631             # what grading must give it
-    failing = 7
+    failing = 7                 # tests (public and hidden) that must not pass
     why = "..."
 
-and `examples/submissions/hwN/<name>/` holds only the submitted files in which
-the example differs from its base. `materialize` writes each example whole (its
-base's submitted files, its own on top, `omit` left out), ready to grade; so an
-edit of the reference reaches every example built on it, and no example carries
-a stale copy of a file it does not change.
+    [[hw1.buggy.edit]]          # each: `old` occurs once in the base's file
+    file = "minitorch/operators.py"
+    old = "    return d if x > 0.0 else 0.0\\n"
+    new = "    return d if x >= 0.0 else 0.0\\n"
+
+`materialize` writes each example whole (its base's submitted files, edited, with
+`omit` left out), ready to grade. An edit of the reference reaches every example
+built on it; an edit whose `old` text the reference no longer holds is an error
+that names the example, so an example never goes stale silently.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from grader.errors import LlmsysError
+from grader.errors import CheckFailed, LlmsysError
 from grader.grade import Context
 from grader.manifest import tomllib
 from grader.starter import write_tree
 
 EXPECTED = Path("examples/expected.toml")
-FOLDER = Path("examples/submissions")
+
+
+def assignments(root: Path = Path()) -> list[str]:
+    """The assignments that have examples."""
+    return list(tomllib.loads((root / EXPECTED).read_text(encoding="utf-8")))
 
 
 def specs(root: Path, assignment_id: str) -> dict[str, dict[str, Any]]:
@@ -42,23 +50,27 @@ def specs(root: Path, assignment_id: str) -> dict[str, dict[str, Any]]:
     return table
 
 
-def example_files(ctx: Context, name: str, spec: dict[str, Any], root: Path) -> dict[str, bytes]:
-    """The submitted files of example `name`, whole."""
-    base = spec.get("base", "reference")
+def example_files(ctx: Context, name: str, spec: dict[str, Any]) -> dict[str, bytes]:
+    """The submitted files of example `name`, whole; CheckFailed if an edit misses."""
+    where = f"{EXPECTED}: [{ctx.assignment.id}.{name}]"
+    base = spec.get("base")
     if base not in ("reference", "starter"):
-        raise LlmsysError(
-            f"{EXPECTED}: [{ctx.assignment.id}.{name}] base must be "
-            f"'reference' or 'starter', got {base!r}"
-        )
+        raise LlmsysError(f"{where}: base must be 'reference' or 'starter', got {base!r}")
     tree = ctx.reference if base == "reference" else ctx.starter
-    files = {rel: tree[rel] for rel in ctx.assignment.submit}
-    own = root / FOLDER / ctx.assignment.id / name
-    for rel in ctx.assignment.submit:
-        if (own / rel).is_file():
-            files[rel] = (own / rel).read_bytes()
+    files = {rel: tree[rel].decode() for rel in ctx.assignment.submit}
+    for edit in spec.get("edit", ()):
+        rel, old, new = edit.get("file"), edit.get("old", ""), edit.get("new", "")
+        if rel not in files:
+            raise CheckFailed(f"{where}: edits {rel!r}, which is not a submitted file")
+        if not old or files[rel].count(old) != 1:
+            raise CheckFailed(
+                f"{where}: {rel} of the {base} no longer holds the edit's `old` text once",
+                "update the example's edit to the current " + base,
+            )
+        files[rel] = files[rel].replace(old, new)
     for rel in spec.get("omit", ()):
         files.pop(rel, None)
-    return files
+    return {rel: text.encode() for rel, text in files.items()}
 
 
 def materialize(ctx: Context, root: Path, dest: Path) -> list[Path]:
@@ -66,29 +78,6 @@ def materialize(ctx: Context, root: Path, dest: Path) -> list[Path]:
     folders = []
     for name, spec in specs(root, ctx.assignment.id).items():
         folder = dest / name
-        write_tree(example_files(ctx, name, spec, root), folder)
+        write_tree(example_files(ctx, name, spec), folder)
         folders.append(folder)
     return folders
-
-
-def stale(ctx: Context, root: Path) -> list[str]:
-    """Problems of the stored examples: a folder without an entry, a file that is
-    not submitted, or a file identical to its base (it should not be stored)."""
-    table = specs(root, ctx.assignment.id)
-    problems = []
-    stored = root / FOLDER / ctx.assignment.id
-    for folder in sorted(p for p in stored.iterdir() if p.is_dir()) if stored.is_dir() else []:
-        spec = table.get(folder.name)
-        if spec is None:
-            problems.append(f"{folder.relative_to(root)}: no entry in {EXPECTED}")
-            continue
-        base = ctx.reference if spec.get("base", "reference") == "reference" else ctx.starter
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            rel = path.relative_to(folder).as_posix()
-            if rel not in ctx.assignment.submit:
-                problems.append(f"{path.relative_to(root)}: not a submitted file")
-            elif path.read_bytes() == base[rel]:
-                problems.append(
-                    f"{path.relative_to(root)}: the same as the {spec.get('base', 'reference')}"
-                )
-    return problems

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,11 +21,12 @@ else:
 from grader import examples, grade, sandbox
 from grader.backends.local import LocalBackend
 from grader.batch import BatchResult, discover, grade_batch
+from grader.errors import CheckFailed
 from grader.manifest import Course
 from tests.conftest import REPO
 
-EXAMPLES = REPO / "examples" / "submissions"
-EXPECTED = tomllib.loads((REPO / "examples" / "expected.toml").read_text())
+EXAMPLES = REPO / "examples" / "expected.toml"
+EXPECTED = tomllib.loads(EXAMPLES.read_text())
 #: Files a student sees: their feedback and their Gradescope results.
 STUDENT_FILES = ("feedback.md", "results.json")
 
@@ -65,26 +65,24 @@ def hw1_batch(
     return batch, out / "hw1", before
 
 
-def test_stored_examples_hold_only_what_they_change(hw1_context: grade.Context, hw1_examples):
-    assert examples.stale(hw1_context, REPO) == []
+def test_examples_are_their_base_with_their_edits(hw1_context: grade.Context, hw1_examples):
     assert sorted(p.name for p in discover(hw1_examples)) == sorted(EXPECTED["hw1"])
-    reference = hw1_examples / "reference"
     for rel in hw1_context.assignment.submit:
-        assert (reference / rel).read_bytes() == hw1_context.reference[rel]
+        assert (hw1_examples / "reference" / rel).read_bytes() == hw1_context.reference[rel]
         assert (hw1_examples / "starter" / rel).read_bytes() == hw1_context.starter[rel]
     assert not (hw1_examples / "missing-file/minitorch/operators.py").exists()
-
-
-def test_a_copy_of_its_base_is_reported(hw1_context: grade.Context, tmp_path: Path):
-    root = tmp_path / "root"
-    shutil.copytree(REPO / "examples", root / "examples")
-    copy = root / "examples/submissions/hw1/buggy/minitorch/scalar.py"
-    copy.write_bytes(hw1_context.reference["minitorch/scalar.py"])
-    (root / "examples/submissions/hw1/ghost").mkdir()
-    assert examples.stale(hw1_context, root) == [
-        "examples/submissions/hw1/buggy/minitorch/scalar.py: the same as the reference",
-        "examples/submissions/hw1/ghost: no entry in examples/expected.toml",
+    buggy = (hw1_examples / "buggy/minitorch/operators.py").read_text()
+    assert "return d if x >= 0.0 else 0.0" in buggy
+    assert (hw1_examples / "buggy/minitorch/scalar.py").read_bytes() == hw1_context.reference[
+        "minitorch/scalar.py"
     ]
+
+
+def test_an_edit_the_base_no_longer_fits_names_the_example(hw1_context: grade.Context):
+    spec = dict(EXPECTED["hw1"]["buggy"])
+    spec["edit"] = [{"file": "minitorch/operators.py", "old": "not in the reference", "new": ""}]
+    with pytest.raises(CheckFailed, match=r"\[hw1.buggy\]: minitorch/operators.py of the"):
+        examples.example_files(hw1_context, "buggy", spec)
 
 
 def test_each_example_gets_its_expected_score(hw1_batch: tuple[BatchResult, Path, str]):
@@ -140,8 +138,7 @@ def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str], h
 def hidden_snippets(ctx: grade.Context) -> list[str]:
     """Lines of hidden-test code that no public test or example shares."""
     public = "\n".join(data.decode() for data in ctx.public_tests.values())
-    mine = "\n".join(p.read_text() for p in EXAMPLES.rglob("*.py"))
-    mine += "\n".join(data.decode() for data in ctx.reference.values())
+    mine = EXAMPLES.read_text() + "\n".join(data.decode() for data in ctx.reference.values())
     snippets = []
     for data in ctx.hidden_tests.values():
         for line in data.decode().splitlines():
