@@ -18,6 +18,7 @@ grades everything again.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import tempfile
@@ -75,13 +76,15 @@ def grade_batch(
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(max(1, jobs)):
         slots.put(slot)
+    # Each submission's thread pools get its share of the cores, at most its limit.
+    threads = max(1, min(int(a.limits.cpus), (os.cpu_count() or 1) // max(1, jobs)))
     scratch = Path(tempfile.mkdtemp(prefix=f"llmsys-grade-{a.id}-"))
     try:
 
         def work(path: Path) -> results.SubmissionResult:
             slot = slots.get()
             try:
-                return grade_submission(ctx, path, scratch / f"{slot}", backend, slot)
+                return grade_submission(ctx, path, scratch / f"{slot}", backend, slot, threads)
             finally:
                 slots.put(slot)
 

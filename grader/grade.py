@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import grader
 from grader import intake, scoring, starter
 from grader.manifest import Assignment, Course
+from grader.plugin import read_results
 from grader.results import SubmissionResult
 from grader.sandbox import SandboxConfig
 
@@ -109,9 +110,21 @@ class Backend(Protocol):
 
 
 def grade_submission(
-    ctx: Context, submission: Path, work: Path, backend: Backend, slot: int = 0
+    ctx: Context,
+    submission: Path,
+    work: Path,
+    backend: Backend,
+    slot: int = 0,
+    threads: int | None = None,
 ) -> SubmissionResult:
-    """Grade one submission in the (empty or absent) folder `work`. Never raises."""
+    """Grade one submission in the (empty or absent) folder `work`. Never raises.
+
+    `threads`: the thread pools of the student's and the reference's code
+    (numba, OpenMP); by default `limits.cpus`. A batch grading several
+    submissions at once passes its share of the machine's cores, so that
+    parallel kernels do not fight over cores (a spinning thread pool on an
+    oversubscribed machine runs small kernels many times slower).
+    """
     a = ctx.assignment
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     clock = time.monotonic()
@@ -140,7 +153,7 @@ def grade_submission(
         )
     key = result_key(ctx, taken)
     try:
-        return _grade(ctx, taken, key, work, backend, slot, base, clock)
+        return _grade(ctx, taken, key, work, backend, slot, base, clock, threads)
     except Exception as exc:
         return SubmissionResult(
             submission=name,
@@ -162,8 +175,10 @@ def _grade(
     slot: int,
     base: dict[str, Any],
     clock: float,
+    threads: int | None = None,
 ) -> SubmissionResult:
     a = ctx.assignment
+    threads = threads or max(1, int(a.limits.cpus))
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -191,8 +206,8 @@ def _grade(
         "import_paths": [str(harness / PUBLIC_TESTS)],
         "timing": [_asdict(check) for check in a.timing],
         "env": {
-            "OMP_NUM_THREADS": str(int(a.limits.cpus)),
-            "NUMBA_NUM_THREADS": str(int(a.limits.cpus)),
+            "OMP_NUM_THREADS": str(threads),
+            "NUMBA_NUM_THREADS": str(threads),
         },
     }
     (harness / "config.json").write_text(json.dumps(config, indent=1))
@@ -212,8 +227,7 @@ def _grade(
     if sandbox is None:
         notices.append("student code ran without a sandbox (the grader was not run as root)")
     try:
-        data = json.loads(results_path.read_text(encoding="utf-8"))
-        records = data["tests"]
+        records = read_results(results_path)["tests"]
         if not records:
             raise ValueError("no test was collected")
     except (OSError, ValueError, KeyError):
@@ -287,6 +301,7 @@ def _harness_command(config: Path, results_path: Path, targets: list[str]) -> li
         "-m",
         "pytest",
         "-q",
+        "--tb=no",
         "-p",
         "no:cacheprovider",
         "-p",
@@ -326,9 +341,9 @@ def _composed_pass(
     for r in records:
         if r.get("outcome") in ("failed", "error") and r.get("phase") != "collect":
             failed.setdefault(str(r.get("task")), []).append(str(r["nodeid"]))
-    rescued: dict[str, int] = {}
-    # All reruns together get one more submission time limit, not one each.
-    deadline = time.monotonic() + a.limits.submission_timeout_s
+    # Tasks whose composed trees are equal (typically: every file of theirs is the
+    # reference's) share one rerun.
+    groups: dict[tuple[tuple[str, bytes], ...], list[str]] = {}
     for task in a.tasks:
         mine = set(task.files)
         if not failed.get(task.id) or not mine or mine & set(taken.missing):
@@ -339,24 +354,29 @@ def _composed_pass(
         tree.update({rel: data for rel, data in taken.files.items() if rel in mine})
         if all(tree.get(rel) == own_tree.get(rel) for rel in set(tree) | set(own_tree)):
             continue  # the same tree as the first run: nothing to learn
-        starter.write_tree(tree, student_dir)
+        groups.setdefault(tuple(sorted(tree.items())), []).append(task.id)
+    rescued: dict[str, int] = {}
+    # All reruns together get one more submission time limit, not one each.
+    deadline = time.monotonic() + a.limits.submission_timeout_s
+    for n, (tree_items, task_ids) in enumerate(groups.items()):
+        starter.write_tree(dict(tree_items), student_dir)
         _make_readable(student_dir)
-        results_path = harness / f"results-{task.id}.json"
-        command = _harness_command(harness / "config.json", results_path, failed[task.id])
+        results_path = harness / f"results-composed-{n}.json"
+        targets = [nodeid for task_id in task_ids for nodeid in failed[task_id]]
+        command = _harness_command(harness / "config.json", results_path, targets)
         left = deadline - time.monotonic()
         if left <= 1:
             break
         backend.run_harness(command, harness, env, left, sandbox)
         try:
-            rerun = json.loads(results_path.read_text(encoding="utf-8"))["tests"]
+            rerun = read_results(results_path)["tests"]
         except (OSError, ValueError, KeyError):
             continue
         passed = {r["nodeid"] for r in rerun if r.get("outcome") == "passed"}
         for r in records:
-            if r["nodeid"] in passed and r.get("task") == task.id:
+            if r["nodeid"] in passed and r.get("task") in task_ids:
                 r["composed_pass"] = True
-        if passed:
-            rescued[task.id] = len(passed)
+                rescued[r["task"]] = rescued.get(r["task"], 0) + 1
     starter.write_tree(own_tree, student_dir)
     return rescued
 

@@ -69,17 +69,22 @@ class Runner:
 
     def __init__(self, worker: Worker, budget_s: float) -> None:
         self.worker = worker
+        self.default_budget_s = budget_s
         self.budget_s = budget_s
         self._deadline = float("inf")
         self._poison: WorkerError | None = None
         self._sources: dict[Callable[..., Any], dict[str, str]] = {}
         self._output_mark = 0
         self._fatal: WorkerError | None = None
+        self._import_checked = False
 
     def check_import(self, packages: list[str]) -> None:
         """Import the student's packages once; if that fails, every later call fails
         at once with the reason (an import that hangs would otherwise cost every test
-        its whole time limit)."""
+        its whole time limit). Later calls do nothing: the outcome is the session's."""
+        if self._import_checked:
+            return
+        self._import_checked = True
         for package in packages:
             try:
                 self.worker.call(
@@ -125,7 +130,9 @@ class Runner:
             self._poison = exc
             raise
 
-    def begin_test(self) -> None:
+    def begin_test(self, budget_s: float | None = None) -> None:
+        """Start a test's clock: `budget_s` seconds (default: the manifest's limit)."""
+        self.budget_s = self.default_budget_s if budget_s is None else budget_s
         self._deadline = time.monotonic() + self.budget_s
         self._poison = None
         self._output_mark = _size(self.worker.output)
@@ -233,8 +240,9 @@ class Harness:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Iterator[None]:
-        self.student_runner.begin_test()
-        self.reference_runner.begin_test()
+        budget = test_budget(item)
+        self.student_runner.begin_test(budget)
+        self.reference_runner.begin_test(budget)
         try:
             return (yield)
         finally:
@@ -260,6 +268,19 @@ class Harness:
             if origin == "student":
                 item.user_properties.append(("student_traceback", exc.student_traceback))
         return report
+
+
+def test_budget(item: pytest.Item) -> float | None:
+    """The seconds of a test's `time_limit` marker, or None (the manifest's limit)."""
+    marker = item.get_closest_marker("time_limit")
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or not isinstance(marker.args[0], (int, float)) or marker.args[0] <= 0:
+        raise pytest.UsageError(
+            f"{item.nodeid}: time_limit takes one positive number of seconds, "
+            f"e.g. @pytest.mark.time_limit(60)"
+        )
+    return float(marker.args[0])
 
 
 class TimingFixture:

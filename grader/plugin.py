@@ -2,9 +2,14 @@
 
 Registered through the `pytest11` entry point, so it loads wherever the
 toolkit is installed; it is inert unless `--llmsys-results PATH` is given.
-Then it writes, at the end of the session, one JSON record per test (and per
-collection error) with the test's task, outcome and the exception that
-failed it. Nothing here runs student code; it only observes pytest.
+Then it keeps a journal of JSON lines at PATH: one record per collected test
+(outcome "did_not_run") as soon as collection ends, the test's record again
+each time it finishes (task, outcome, the exception that failed it), one per
+collection error, and a last line `{"finished": true}`. `read_results` turns
+the journal into the tests' latest records. Appending a line per test keeps
+the cost linear in the number of tests, and a session killed half-way leaves
+every finished test's verdict (a torn last line is ignored). Nothing here
+runs student code; it only observes pytest.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
 MESSAGE_LIMIT = 2000
 
 MARKERS = (
     "task(id, points=None): the task (hwN.K) whose points this test gives",
     "gpu: needs a CUDA GPU; skipped with a reason where there is none",
     "timing(check_id): a timing check of the manifest, comparing speed with the reference",
+    "time_limit(seconds): this test's wall-clock limit when graded, instead of the "
+    "manifest's limits.test_timeout_s (for tests that compile code first)",
 )
 
 
@@ -55,18 +63,19 @@ def task_of(item: pytest.Item) -> tuple[str | None, float | None]:
 
 
 class ResultsRecorder:
-    """One record per test, written after every test (atomically) and at the end.
+    """The journal of one session (see the module docstring).
 
     Every collected test starts as "did_not_run", so if the session is killed
-    half-way the file still lists what never ran.
+    half-way the journal still lists what never ran.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: dict[str, dict[str, Any]] = {}
         self.items: dict[str, pytest.Item] = {}
-        self.collection_errors: list[dict[str, Any]] = []
-        self.finished = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = open(path, "w", encoding="utf-8")
+        self._append({"format": RESULTS_FORMAT})
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
@@ -76,7 +85,8 @@ class ResultsRecorder:
             timing = item.get_closest_marker("timing")
             if timing is not None and timing.args:
                 self.records[item.nodeid]["timing"] = str(timing.args[0])
-        self._write()
+        for record in self.records.values():
+            self._append(record)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -92,7 +102,9 @@ class ResultsRecorder:
             if call.excinfo is not None:
                 record["error_type"] = call.excinfo.typename
                 record["message"] = _truncate(_safe_str(call.excinfo.value))
-            record["longrepr"] = _truncate(str(report.longrepr), 8000)
+                record["longrepr"] = _truncate(format_failure(call.excinfo.value), 8000)
+            else:
+                record["longrepr"] = _truncate(str(report.longrepr), 8000)
         elif report.skipped and record["outcome"] == "passed":
             record["outcome"] = "skipped"
             record["phase"] = call.when
@@ -102,32 +114,58 @@ class ResultsRecorder:
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         item = self.items.get(nodeid)
-        if item is not None and nodeid in self.records:
-            self.records[nodeid]["properties"] = {
+        record = self.records.get(nodeid)
+        if item is not None and record is not None:
+            record["properties"] = {
                 str(k): v if isinstance(v, (str, int, float)) else str(v)
                 for k, v in item.user_properties
             }
-        self._write()
+            self._append(record)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             record = _record(report.nodeid or "<collection>", None, None)
             record.update(outcome="error", phase="collect", message=_truncate(str(report.longrepr)))
-            self.collection_errors.append(record)
+            record["collection_error"] = True
+            self._append(record)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.finished = True
-        self._write()
+        self._append({"finished": True})
+        self.journal.close()
 
-    def _write(self) -> None:
-        write_json_atomic(
-            self.path,
-            {
-                "format": RESULTS_FORMAT,
-                "finished": self.finished,
-                "tests": [*self.collection_errors, *self.records.values()],
-            },
-        )
+    def _append(self, entry: dict[str, Any]) -> None:
+        # One write per line, flushed: a killed process leaves whole lines behind
+        # (at worst one torn last line, which read_results skips).
+        self.journal.write(json.dumps(entry) + "\n")
+        self.journal.flush()
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """The journal at `path` as {"format", "finished", "tests": [latest record per test]}.
+
+    Collection errors come first, then the tests in collection order. Raises
+    OSError if the file cannot be read and ValueError if it is not a journal.
+    """
+    tests: dict[str, dict[str, Any]] = {}
+    errors: list[dict[str, Any]] = []
+    finished = False
+    fmt = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the torn last line of a killed session
+        if "format" in entry:
+            fmt = entry["format"]
+        elif entry.get("finished"):
+            finished = True
+        elif entry.get("collection_error"):
+            errors.append(entry)
+        elif "nodeid" in entry:
+            tests[entry["nodeid"]] = entry
+    if fmt != RESULTS_FORMAT:
+        raise ValueError(f"{path} is not a results journal of format {RESULTS_FORMAT}")
+    return {"format": fmt, "finished": finished, "tests": [*errors, *tests.values()]}
 
 
 def _record(nodeid: str, task: str | None, points: float | None) -> dict[str, Any]:
@@ -143,6 +181,35 @@ def _record(nodeid: str, task: str | None, points: float | None) -> dict[str, An
         "duration": 0.0,
         "properties": {},
     }
+
+
+#: Frames of these files are pytest's, Hypothesis's or the grader's, not the test's.
+_INTERNAL = ("/site-packages/", "/dist-packages/", "/_pytest/", "/pluggy/", "<frozen ")
+
+
+def format_failure(exc: BaseException) -> str:
+    """The exception as a traceback of the test's own frames (test files and their
+    helpers) and its message, with notes such as Hypothesis's falsifying example.
+
+    Pytest's own failure report costs about 60 ms per failing test; a starter with
+    hundreds of failing tests spent half a minute on it. Run pytest with --tb=no
+    and this gives the same facts: where the test failed and the assertion's
+    explanation (which pytest's assertion rewriting puts into the message).
+    """
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not any(part in frame.filename for part in _INTERNAL)
+        and not frame.filename.startswith(_GRADER_DIR)
+    ]
+    try:
+        tail = "".join(traceback.format_exception_only(type(exc), exc))
+    except Exception:
+        tail = f"{type(exc).__name__}: <unprintable>\n"
+    return "".join(traceback.format_list(frames)) + tail
+
+
+_GRADER_DIR = str(Path(__file__).resolve().parent) + os.sep
 
 
 def _safe_str(value: object) -> str:

@@ -174,6 +174,7 @@ def _pyproject(a: Assignment, tree: Tree) -> str:
         '    "task(id, points=None): the task (hwN.K) whose points this test gives",\n'
         '    "gpu: needs a CUDA GPU; skipped with a reason where there is none",\n'
         '    "timing(check_id): compares the speed of your code with the reference",\n'
+        '    "time_limit(seconds): the grader\'s time limit of this test",\n'
         "]\n\n"
         "# What you hand in (submit.py zips exactly these files).\n"
         "[tool.llmsys]\n"

@@ -11,7 +11,6 @@ has tests. The results feed the per-task table of `llmsys verify`.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,10 +18,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from grader import starter
 from grader.manifest import Assignment, Course
+from grader.plugin import read_results
 
 #: Wall-clock limit of one pytest run of an assignment's public tests.
 RUN_TIMEOUT_S = 900
@@ -88,6 +87,7 @@ def run_tests(tree: Path, label: str, timeout: float = RUN_TIMEOUT_S) -> Run:
         "-m",
         "pytest",
         "-q",
+        "--tb=no",
         "-p",
         "no:cacheprovider",
         "--llmsys-results",
@@ -102,7 +102,7 @@ def run_tests(tree: Path, label: str, timeout: float = RUN_TIMEOUT_S) -> Run:
         return Run(label, (), -1, f"pytest did not finish within {timeout:.0f} s")
     if not results.exists():
         return Run(label, (), returncode, output)
-    data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
+    data = read_results(results)
     records = tuple(
         TestRecord(t["nodeid"], t["task"], t["outcome"], t["error_type"], t["message"])
         for t in data["tests"]

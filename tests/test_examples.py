@@ -116,8 +116,11 @@ def test_clear_reasons_for_hostile_failures(hw1_batch: tuple[BatchResult, Path, 
         "of hw1.2 failed only through your files of other tasks" in n for n in missing.notices
     )
     buggy = next(r for r in batch.results if r.submission == "buggy")
-    rescued = [t for t in buggy.tests if "passed with working files" in t.output]
-    assert len(rescued) == 1 and rescued[0].task == "hw1.2" and rescued[0].status == "passed"
+    # Its relu_back bug (hw1.1) also fails a test of hw1.2 and one of hw1.4; both pass
+    # on the rerun with working operators, and keep their points.
+    rescued = {t.task for t in buggy.tests if "passed with working files" in t.output}
+    assert rescued == {"hw1.2", "hw1.4"}
+    assert all(t.status == "passed" for t in buggy.tests if t.task != "hw1.1")
 
 
 def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str], hw1_examples):

@@ -17,7 +17,7 @@ import pytest
 from grader import grade, results, sandbox
 from grader.backends.local import LocalBackend
 from grader.manifest import Course
-from tests.conftest import GOOD_OPS, submission
+from tests.conftest import GOOD_OPS, submission, write
 
 BUGGY_MUL = GOOD_OPS.replace("return x * y", "return x * y + (1 if x < 0 else 0)")
 
@@ -312,3 +312,60 @@ def test_two_backends_on_one_host_never_share_a_uid(tmp_path: Path):
     reused, fd4 = claim_uid(set(), tmp_path)
     assert reused == first  # freed when its holder closes the lock
     os.close(fd4)
+
+
+SLOW_TESTS = """\
+import pytest
+
+
+@pytest.mark.task("hw1.2")
+@pytest.mark.time_limit(9)
+def test_slow_allowed(student):
+    assert student.call("mini.mul", 7, 1) == 7
+
+
+@pytest.mark.task("hw1.2")
+def test_slow_default(student):
+    assert student.call("mini.mul", 7, 1) == 7
+"""
+
+
+def test_time_limit_marker_gives_one_test_its_own_limit(graded_course: Path, tmp_path: Path):
+    write(graded_course / "assignments/hw1/hidden/test_slow.py", SLOW_TESTS)
+    ops = GOOD_OPS.replace(
+        "    return x * y\n",
+        "    if x == 7:\n        import time\n        time.sleep(4)\n    return x * y\n",
+    )
+    result = grade_one(graded_course, submission(tmp_path / "subs", "hal", ops), tmp_path)
+    by_id = {t.id: t for t in result.tests}
+    assert by_id["hidden/test_slow.py::test_slow_allowed"].status == "passed"
+    default = by_id["hidden/test_slow.py::test_slow_default"]
+    assert default.status == "failed"
+    assert "time limit (3 s) exceeded" in default.output
+
+
+def probe_nothing():
+    return None
+
+
+def test_a_failed_import_is_checked_once_per_session():
+    """The student fixture and every timing test ask for the import check; an import
+    that hangs must cost one time limit, not one per asking test."""
+    from grader.harness import Runner
+    from grader.workers import WorkerTimeout
+
+    calls = []
+
+    class HangingImport:
+        output = Path("/nonexistent")
+
+        def call(self, probe, args, timeout):
+            calls.append(args)
+            raise WorkerTimeout("time limit exceeded")
+
+    runner = Runner(HangingImport(), budget_s=1.0)  # type: ignore[arg-type]
+    runner.check_import(["minitorch"])
+    runner.check_import(["minitorch"])
+    assert calls == [("minitorch",)]
+    with pytest.raises(WorkerTimeout, match="importing minitorch failed"):
+        runner.run(probe_nothing)

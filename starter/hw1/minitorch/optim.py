@@ -1,0 +1,40 @@
+"""Optimizers: what to do with the gradients once backpropagation has computed them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .module import Parameter
+
+__all__ = ["SGD", "Optimizer"]
+
+
+class Optimizer:
+    """Holds the parameters it updates."""
+
+    def __init__(self, parameters: Sequence[Parameter]) -> None:
+        self.parameters = list(parameters)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: `value <- value - lr * grad` for every parameter."""
+
+    def __init__(self, parameters: Sequence[Parameter], lr: float = 1.0) -> None:
+        super().__init__(parameters)
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        """Forget the gradients of the last step (backpropagation *adds* to them)."""
+        raise NotImplementedError("hw1.6: Training a network")
+
+    def step(self) -> None:
+        """Move every parameter that has a gradient one step against it.
+
+        For a tensor parameter `p`: `p.update(p.value - lr * p.value.grad)`.
+        The new value must be a fresh leaf, not a result computed from the old
+        one (otherwise every step's graph would hang on to all earlier ones):
+        compute it from the *detached* value and gradient. Parameters without
+        a gradient (`grad is None`: not used by the loss) are left alone.
+        Scalar parameters (`derivative` instead of `grad`) work the same way.
+        """
+        raise NotImplementedError("hw1.6: Training a network")
