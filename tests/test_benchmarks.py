@@ -18,7 +18,7 @@ def test_harness_overhead_benchmark_prints_its_figures():
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for figure in ("plain pytest", "graded (harness + workers)", "overhead ratio", "round trip"):
