@@ -95,7 +95,11 @@ def test_starter_copy_installs_and_runs_standalone(assignment, tmp_path: Path):
     outcomes = pytest_in_copy()
     assert outcomes, "pytest ran no test in the starter copy"
     task_ids = tuple(f"{t.id}:" for t in assignment.tasks)
+    # A student without PyTorch: the tests that compare with it skip, saying so.
+    no_torch = {n for n, (o, m) in outcomes.items() if o == "skipped" and "'torch'" in m}
     for name, (outcome, message) in outcomes.items():
+        if name in no_torch:
+            continue
         assert outcome == "failed", (name, outcome, message)
         assert message.startswith("NotImplementedError: "), (name, message)
         assert message.removeprefix("NotImplementedError: ").startswith(task_ids), (name, message)
@@ -105,4 +109,4 @@ def test_starter_copy_installs_and_runs_standalone(assignment, tmp_path: Path):
     for rel in assignment.submit:
         (work / rel).write_bytes(reference[rel])
     outcomes = pytest_in_copy()
-    assert {outcome for outcome, _ in outcomes.values()} == {"passed"}, outcomes
+    assert {o for n, (o, _) in outcomes.items() if n not in no_torch} == {"passed"}, outcomes
