@@ -39,10 +39,17 @@ from numba import prange
 from .tensor_data import (
     broadcast_index,
     index_to_position,
-    shape_broadcast,
     to_index,
 )
-from .tensor_ops import MapProto, TensorBackend, TensorOps, matmul_operands
+from .tensor_ops import (
+    MapProto,
+    TensorBackend,
+    TensorOps,
+    map_with,
+    matmul_operands,
+    reduce_with,
+    zip_with,
+)
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -70,43 +77,17 @@ class FastOps(TensorOps):
 
     @staticmethod
     def map(fn: Callable[[float], float]) -> MapProto:
-        f = tensor_map(njit(fn))
-
-        def ret(a: Tensor, out: Tensor | None = None) -> Tensor:
-            if out is None:
-                out = a.zeros(a.shape)
-            f(*out.tuple(), *a.tuple())
-            return out
-
-        return ret
+        return map_with(tensor_map(njit(fn)))
 
     @staticmethod
     def zip(fn: Callable[[float, float], float]) -> Callable[[Tensor, Tensor], Tensor]:
-        f = tensor_zip(njit(fn))
-
-        def ret(a: Tensor, b: Tensor) -> Tensor:
-            shape = a.shape if a.shape == b.shape else shape_broadcast(a.shape, b.shape)
-            out = a.zeros(shape)
-            f(*out.tuple(), *a.tuple(), *b.tuple())
-            return out
-
-        return ret
+        return zip_with(tensor_zip(njit(fn)))
 
     @staticmethod
     def reduce(
         fn: Callable[[float, float], float], start: float = 0.0
     ) -> Callable[[Tensor, int], Tensor]:
-        f = tensor_reduce(njit(fn))
-
-        def ret(a: Tensor, dim: int) -> Tensor:
-            out_shape = list(a.shape)
-            out_shape[dim] = 1
-            out = a.zeros(tuple(out_shape))
-            out._tensor._storage[:] = start
-            f(*out.tuple(), *a.tuple(), dim)
-            return out
-
-        return ret
+        return reduce_with(tensor_reduce(njit(fn)), start)
 
     @staticmethod
     def matrix_multiply(a: Tensor, b: Tensor) -> Tensor:

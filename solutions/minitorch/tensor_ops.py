@@ -119,28 +119,12 @@ class SimpleOps(TensorOps):
         With `out`, the result is written into `out`, whose shape `a` must
         broadcast to (this is how a gradient is expanded to an input's shape).
         """
-        f = tensor_map(fn)
-
-        def ret(a: Tensor, out: Tensor | None = None) -> Tensor:
-            if out is None:
-                out = a.zeros(a.shape)
-            f(*out.tuple(), *a.tuple())
-            return out
-
-        return ret
+        return map_with(tensor_map(fn))
 
     @staticmethod
     def zip(fn: Callable[[float, float], float]) -> Callable[[Tensor, Tensor], Tensor]:
         """`fn` applied to matching elements of two tensors, broadcast to one shape."""
-        f = tensor_zip(fn)
-
-        def ret(a: Tensor, b: Tensor) -> Tensor:
-            shape = a.shape if a.shape == b.shape else shape_broadcast(a.shape, b.shape)
-            out = a.zeros(shape)
-            f(*out.tuple(), *a.tuple(), *b.tuple())
-            return out
-
-        return ret
+        return zip_with(tensor_zip(fn))
 
     @staticmethod
     def reduce(
@@ -152,17 +136,7 @@ class SimpleOps(TensorOps):
         elements starts as `start` and is combined with every element of its
         row of `a` along `dim`, in order.
         """
-        f = tensor_reduce(fn)
-
-        def ret(a: Tensor, dim: int) -> Tensor:
-            out_shape = list(a.shape)
-            out_shape[dim] = 1
-            out = a.zeros(tuple(out_shape))
-            out._tensor._storage[:] = start
-            f(*out.tuple(), *a.tuple(), dim)
-            return out
-
-        return ret
+        return reduce_with(tensor_reduce(fn), start)
 
     @staticmethod
     def matrix_multiply(a: Tensor, b: Tensor) -> Tensor:
@@ -174,6 +148,44 @@ class SimpleOps(TensorOps):
         out, a3, b3, squeeze = matmul_operands(a, b)
         tensor_matrix_multiply(*out.tuple(), *a3.tuple(), *b3.tuple())
         return squeeze(out)
+
+
+def map_with(f: Callable[..., None]) -> MapProto:
+    """The tensor-level map around a low-level map `f` (Python or compiled)."""
+
+    def ret(a: Tensor, out: Tensor | None = None) -> Tensor:
+        if out is None:
+            out = a.zeros(a.shape)
+        f(*out.tuple(), *a.tuple())
+        return out
+
+    return ret
+
+
+def zip_with(f: Callable[..., None]) -> Callable[[Tensor, Tensor], Tensor]:
+    """The tensor-level zip around a low-level zip `f`: the output has the broadcast shape."""
+
+    def ret(a: Tensor, b: Tensor) -> Tensor:
+        shape = a.shape if a.shape == b.shape else shape_broadcast(a.shape, b.shape)
+        out = a.zeros(shape)
+        f(*out.tuple(), *a.tuple(), *b.tuple())
+        return out
+
+    return ret
+
+
+def reduce_with(f: Callable[..., None], start: float) -> Callable[[Tensor, int], Tensor]:
+    """The tensor-level reduce around a low-level reduce `f`: `out` starts as `start`."""
+
+    def ret(a: Tensor, dim: int) -> Tensor:
+        out_shape = list(a.shape)
+        out_shape[dim] = 1
+        out = a.zeros(tuple(out_shape))
+        out._tensor._storage[:] = start
+        f(*out.tuple(), *a.tuple(), dim)
+        return out
+
+    return ret
 
 
 def matmul_operands(
