@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import intake, results
+from grader.gpus import GpuPool
 from grader.grade import Backend, Context, grade_submission, result_key
 from grader.plugin import write_json_atomic
 from grader.reports import canvas, gradescope, junit, markdown
@@ -57,9 +58,15 @@ def grade_batch(
     roster: Path | None = None,
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[results.SubmissionResult, bool], None] = lambda r, reused: None,
+    gpus: GpuPool | None = None,
 ) -> BatchResult:
-    """Grade `submissions` into `out`, reusing finished results unless `regrade`."""
+    """Grade `submissions` into `out`, reusing finished results unless `regrade`.
+
+    `gpus`: the devices to hand out, `limits.gpus` to each submission while it is
+    graded (GpuRequestError at once if that many can never be given)."""
     a = ctx.assignment
+    gpu_pool = gpus if gpus is not None else GpuPool([])
+    gpu_pool.check(a.limits.gpus)
     folder = out / a.id
     folder.mkdir(parents=True, exist_ok=True)
     done: dict[str, results.SubmissionResult] = {}
@@ -84,7 +91,10 @@ def grade_batch(
         def work(path: Path) -> results.SubmissionResult:
             slot = slots.get()
             try:
-                return grade_submission(ctx, path, scratch / f"{slot}", backend, slot, threads)
+                with gpu_pool.take(a.limits.gpus) as devices:
+                    return grade_submission(
+                        ctx, path, scratch / f"{slot}", backend, slot, threads, devices
+                    )
             finally:
                 slots.put(slot)
 

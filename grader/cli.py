@@ -13,15 +13,21 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from grader import __version__, commands, results, schema
+from grader import __version__, commands, gpus, results, schema
 from grader.errors import ExitCode, LlmsysError
+from grader.gpus import GpuPool
 from grader.manifest import Assignment, find_root
 from grader.verify import Verification
+
+if TYPE_CHECKING:
+    from grader.grade import Backend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +104,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
     p.add_argument(
         "--backend",
-        choices=["local"],
+        choices=["local", "docker"],
         default="local",
-        help="where the harness runs (default: local)",
+        help="where the harness runs: on this host, or a container per submission (default: local)",
+    )
+    p.add_argument(
+        "--image", help="docker: the grading image (default: the one `llmsys image` builds)"
+    )
+    p.add_argument(
+        "--gpus",
+        help="GPUs to hand out, e.g. 0,1,3 (default: every GPU of this host); each "
+        "submission gets the manifest's count, and no GPU serves two at once",
+    )
+    p.add_argument(
+        "--gpu-share",
+        type=int,
+        default=1,
+        metavar="K",
+        help="let up to K submissions share one GPU (timings then mean little; default 1)",
     )
     p.add_argument(
         "--regrade", action="store_true", help="grade again even submissions with a finished result"
@@ -112,6 +133,18 @@ def _parser() -> argparse.ArgumentParser:
         help="expected scores ([hwN.<submission>] score = ...); exit 1 on any difference",
     )
     p.set_defaults(run=_grade)
+
+    p = sub.add_parser(
+        "image", help="build the Docker grading image offline (reused while the grader is the same)"
+    )
+    p.add_argument(
+        "--base",
+        default=None,
+        help="base image: a CUDA + PyTorch one on GPU servers, any Debian/Ubuntu with "
+        "python3-venv for CPU grading (default: llmsys-base:bookworm, made by ci/docker.sh)",
+    )
+    p.add_argument("--rebuild", action="store_true", help="build even if an up-to-date one exists")
+    p.set_defaults(run=_image)
     return parser
 
 
@@ -201,13 +234,19 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
         )
     expected = commands.expected_scores(Path(args.expect), args.assignment) if args.expect else None
     output = Path(args.out).resolve()
-    backend = LocalBackend(hide=[str(output)])
-    if not backend.confined():
-        out.print(
-            "[yellow]notice:[/] not running as root: student code will run without a "
-            "sandbox (no separate uid, network or mount isolation)",
-            markup=True,
-        )
+    pool = _gpu_pool(args)
+    backend: Backend
+    if args.backend == "docker":
+        backend = _docker_backend(args, root, out)
+    else:
+        local = LocalBackend(hide=[str(output)])
+        if not local.confined():
+            out.print(
+                "[yellow]notice:[/] not running as root: student code will run without a "
+                "sandbox (no separate uid, network or mount isolation)",
+                markup=True,
+            )
+        backend = local
     progress = Progress(
         TextColumn("grading {task.description}"),
         BarColumn(),
@@ -236,19 +275,25 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
         )
         progress.advance(bar["id"])
 
-    with progress:
-        batch = commands.grade(
-            root,
-            args.assignment,
-            submissions,
-            output,
-            backend,
-            jobs=args.jobs,
-            regrade=args.regrade,
-            roster=roster,
-            on_start=on_start,
-            on_done=on_done,
-        )
+    try:
+        with progress:
+            batch = commands.grade(
+                root,
+                args.assignment,
+                submissions,
+                output,
+                backend,
+                jobs=args.jobs,
+                regrade=args.regrade,
+                roster=roster,
+                gpus=pool,
+                on_start=on_start,
+                on_done=on_done,
+            )
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
     tasks = [
         (t.id, t.title, float(t.points)) for t in commands.assignment(root, args.assignment).tasks
     ]
@@ -268,6 +313,56 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
             markup=True,
         )
     return 0
+
+
+def _gpu_pool(args: argparse.Namespace) -> GpuPool:
+    try:
+        devices = gpus.parse_devices(args.gpus) if args.gpus is not None else gpus.detect()
+        return GpuPool(devices, share=args.gpu_share)
+    except gpus.GpuRequestError as exc:
+        raise LlmsysError(str(exc), "e.g. --gpus 0,1 --gpu-share 1") from None
+
+
+def _docker_backend(args: argparse.Namespace, root: Path, out: Console) -> Backend:
+    from grader.backends import image
+    from grader.backends.docker import DockerBackend
+    from grader.grade import BackendFailure
+
+    name = args.image or image.tag(root)
+    try:
+        backend = DockerBackend(name)
+    except (BackendFailure, image.ImageError) as exc:
+        message, _, tip = str(exc).partition("; tip: ")
+        raise LlmsysError(message, tip) from None
+    if backend.reaped:
+        out.print(f"removed {backend.reaped} container(s) left by an interrupted batch")
+    out.print(f"grading in containers of {name}")
+    return backend
+
+
+def _image(args: argparse.Namespace, root: Path, out: Console) -> int:
+    import docker
+
+    from grader.backends import image
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as exc:
+        raise LlmsysError(
+            f"cannot reach the Docker engine ({type(exc).__name__})",
+            "start dockerd (ci/docker.sh installs and starts it, as root)",
+        ) from None
+    try:
+        image.build(client, root, args.base or image.DEFAULT_BASE, _plain(out), args.rebuild)
+    except image.ImageError as exc:
+        raise LlmsysError(str(exc)) from None
+    return 0
+
+
+def _plain(out: Console) -> Callable[[str], None]:
+    """Print text as it is (no markup, no :emoji: codes)."""
+    return lambda text: out.print(text, markup=False, emoji=False, highlight=False)
 
 
 def _table(result: Verification) -> Table:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from grader import results, starter
 from grader.errors import CheckFailed, LlmsysError
+from grader.gpus import GpuPool, GpuRequestError
 from grader.manifest import Assignment, Course, tomllib
 from grader.verify import Verification, verify
 
@@ -102,6 +103,7 @@ def grade(
     jobs: int = 1,
     regrade: bool = False,
     roster: Path | None = None,
+    gpus: GpuPool | None = None,
     **callbacks: Any,
 ) -> BatchResult:
     """Grade every submission in the folder `submissions` into `out`."""
@@ -125,9 +127,16 @@ def grade(
             "--out must not be inside the submissions folder",
             "choose another output folder, e.g. --out out",
         )
+    pool = gpus if gpus is not None else GpuPool([])
+    try:
+        pool.check(a.limits.gpus)
+    except GpuRequestError as exc:
+        raise LlmsysError(
+            f"{a.id}: {exc}", "grade it on a GPU server, choosing the GPUs with --gpus 0,1,..."
+        ) from None
     ctx = grade.context(course, a)
     return batch.grade_batch(
-        ctx, found, out, backend, jobs=jobs, regrade=regrade, roster=roster, **callbacks
+        ctx, found, out, backend, jobs=jobs, regrade=regrade, roster=roster, gpus=pool, **callbacks
     )
 
 

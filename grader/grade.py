@@ -94,18 +94,35 @@ class HarnessRun:
     duration_s: float
 
 
+class BackendFailure(RuntimeError):
+    """The backend itself failed (e.g. the Docker engine went away): the submission
+    gets status "error", which a rerun grades again, rather than a score."""
+
+
 class Backend(Protocol):
+    """Where a submission's harness runs. `work` is the submission's workspace on this
+    host; `place(work)` is where the harness sees it (the same folder locally, a
+    mount point in a container), and `python` is the harness's interpreter there."""
+
     name: str
+    python: str
+
+    def place(self, work: Path) -> Path: ...
 
     def sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig | None: ...
+
+    def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
+        """How the student's code was confined, for the result."""
+        ...
 
     def run_harness(
         self,
         command: list[str],
-        cwd: Path,
+        work: Path,
         env: dict[str, str],
         timeout_s: float,
         sandbox: SandboxConfig | None,
+        gpus: tuple[str, ...] = (),
     ) -> HarnessRun: ...
 
 
@@ -116,8 +133,11 @@ def grade_submission(
     backend: Backend,
     slot: int = 0,
     threads: int | None = None,
+    gpus: tuple[str, ...] = (),
 ) -> SubmissionResult:
     """Grade one submission in the (empty or absent) folder `work`. Never raises.
+
+    `gpus`: the devices this submission's harness may use (chosen by the batch).
 
     `threads`: the thread pools of the student's and the reference's code
     (numba, OpenMP); by default `limits.cpus`. A batch grading several
@@ -153,7 +173,16 @@ def grade_submission(
         )
     key = result_key(ctx, taken)
     try:
-        return _grade(ctx, taken, key, work, backend, slot, base, clock, threads)
+        return _grade(ctx, taken, key, work, backend, slot, base, clock, threads, gpus)
+    except BackendFailure as exc:
+        return SubmissionResult(
+            submission=name,
+            key=key,
+            status="error",
+            score=0.0,
+            reason=f"the {backend.name} backend failed: {exc} (grading it again will retry)",
+            **base,
+        )
     except Exception as exc:
         return SubmissionResult(
             submission=name,
@@ -176,6 +205,7 @@ def _grade(
     base: dict[str, Any],
     clock: float,
     threads: int | None = None,
+    gpus: tuple[str, ...] = (),
 ) -> SubmissionResult:
     a = ctx.assignment
     threads = threads or max(1, int(a.limits.cpus))
@@ -195,15 +225,19 @@ def _grade(
     files["pytest.ini"] = b"[pytest]\naddopts = --strict-markers\n"
     starter.write_tree(files, harness)
     (harness / "logs").mkdir()
+    (harness / "home").mkdir()
     sandbox = backend.sandbox(ctx, work, slot)
+    # Paths as the harness sees them (inside a container they differ from ours).
+    seen = backend.place(work)
     config = {
-        "student_tree": str(student_dir),
-        "reference_tree": str(harness / "reference"),
+        "student_tree": str(seen / "student"),
+        "reference_tree": str(seen / "harness" / "reference"),
+        "reference_home": str(seen / "harness" / "home"),
         "student_packages": ctx.student_packages,
-        "logs": str(harness / "logs"),
+        "logs": str(seen / "harness" / "logs"),
         "test_timeout_s": a.limits.test_timeout_s,
         "sandbox": _asdict(sandbox) if sandbox else None,
-        "import_paths": [str(harness / PUBLIC_TESTS)],
+        "import_paths": [str(seen / "harness" / PUBLIC_TESTS)],
         "timing": [_asdict(check) for check in a.timing],
         "env": {
             "OMP_NUM_THREADS": str(threads),
@@ -213,16 +247,16 @@ def _grade(
     (harness / "config.json").write_text(json.dumps(config, indent=1))
     results_path = harness / "results.json"
     folders = [PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])
-    command = _harness_command(harness / "config.json", results_path, folders)
+    command = _harness_command(backend.python, seen / "harness", "results.json", folders)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "CI": "1",
         "LLMSYS_GRADING": "1",
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
-        "HOME": str(harness),
+        "HOME": str(seen / "harness" / "home"),
     }
-    run = backend.run_harness(command, harness, env, a.limits.submission_timeout_s, sandbox)
+    run = backend.run_harness(command, work, env, a.limits.submission_timeout_s, sandbox, gpus)
     notices = [f"file {path} missing from submission" for path in taken.missing]
     if sandbox is None:
         notices.append("student code ran without a sandbox (the grader was not run as root)")
@@ -271,9 +305,7 @@ def _grade(
             **base,
         )
     if not run.timed_out:
-        rescued = _composed_pass(
-            ctx, taken, own_tree, records, student_dir, harness, env, backend, sandbox
-        )
+        rescued = _composed_pass(ctx, taken, own_tree, records, work, env, backend, sandbox, gpus)
         for task_id, count in rescued.items():
             notices.append(
                 f"{count} test(s) of {task_id} failed only through your files of other "
@@ -289,15 +321,18 @@ def _grade(
         tasks=tasks,
         tests=tests,
         notices=tuple(notices),
-        sandbox=_describe(sandbox, backend),
+        sandbox=backend.describe(work, sandbox),
         duration_s=round(time.monotonic() - clock, 3),
         **base,
     )
 
 
-def _harness_command(config: Path, results_path: Path, targets: list[str]) -> list[str]:
+def _harness_command(python: str, harness: Path, results: str, targets: list[str]) -> list[str]:
+    """pytest with the grader's plugin, run in the folder `harness` (as the harness sees
+    it); relative `targets` are its test folders or node ids."""
+    config, results_path = harness / "config.json", harness / results
     return [
-        sys.executable,
+        python,
         "-m",
         "pytest",
         "-q",
@@ -319,11 +354,11 @@ def _composed_pass(
     taken: intake.Intake,
     own_tree: dict[str, bytes],
     records: list[dict[str, Any]],
-    student_dir: Path,
-    harness: Path,
+    work: Path,
     env: dict[str, str],
     backend: Backend,
     sandbox: SandboxConfig | None,
+    gpus: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Rerun each task's failed tests on the reference with only that task's files
     taken from the submission, so that one broken task costs only its own points.
@@ -358,16 +393,19 @@ def _composed_pass(
     rescued: dict[str, int] = {}
     # All reruns together get one more submission time limit, not one each.
     deadline = time.monotonic() + a.limits.submission_timeout_s
+    student_dir, harness = work / "student", work / "harness"
     for n, (tree_items, task_ids) in enumerate(groups.items()):
         starter.write_tree(dict(tree_items), student_dir)
         _make_readable(student_dir)
         results_path = harness / f"results-composed-{n}.json"
         targets = [nodeid for task_id in task_ids for nodeid in failed[task_id]]
-        command = _harness_command(harness / "config.json", results_path, targets)
+        command = _harness_command(
+            backend.python, backend.place(work) / "harness", results_path.name, targets
+        )
         left = deadline - time.monotonic()
         if left <= 1:
             break
-        backend.run_harness(command, harness, env, left, sandbox)
+        backend.run_harness(command, work, env, left, sandbox, gpus)
         try:
             rerun = read_results(results_path)["tests"]
         except (OSError, ValueError, KeyError):
@@ -420,15 +458,6 @@ def _host_folders() -> list[str]:
         str(path)
         for path in Path("/").iterdir()
         if path.name not in SYSTEM_FOLDERS and path.is_dir() and not path.is_symlink()
-    )
-
-
-def _describe(sandbox: SandboxConfig | None, backend: Backend) -> str:
-    if sandbox is None:
-        return f"{backend.name}: none"
-    return (
-        f"{backend.name}: uid {sandbox.uid}, no network, private mounts, "
-        f"{sandbox.memory_mb} MiB, {sandbox.processes} processes"
     )
 
 

@@ -192,9 +192,21 @@ class Harness:
             ),
             budget,
         )
+        # The reference's worker keeps its files in a folder of the harness, out of
+        # reach of student code (which shares /tmp with it inside a container).
+        home = config.get("reference_home")
+        reference_env = (
+            {**env, "HOME": home, "TMPDIR": home, "NUMBA_CACHE_DIR": f"{home}/numba-cache"}
+            if home
+            else env
+        )
         self.reference_runner = Runner(
             Worker(
-                Path(config["reference_tree"]), logs / "reference.log", None, env, name="reference"
+                Path(config["reference_tree"]),
+                logs / "reference.log",
+                None,
+                reference_env,
+                name="reference",
             ),
             budget,
         )

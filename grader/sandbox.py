@@ -62,6 +62,10 @@ class SandboxConfig:
     cpu_s: int = 3600
     open_files: int = 256
     extra_rw: tuple[str, ...] = field(default=())
+    #: Steps 1-3 (namespaces and mounts). A container already gives the worker its
+    #: own network and file system, and no right to build them: there only the
+    #: rlimits and the change of uid apply.
+    namespaces: bool = True
 
 
 def available() -> bool:
@@ -71,6 +75,17 @@ def available() -> bool:
 
 def confine(config: SandboxConfig) -> None:
     """Apply every restriction of `config` to the current process, irreversibly."""
+    if config.namespaces:
+        _private_mounts(config)
+    _limits(config)
+    os.setgroups([])
+    os.setgid(config.gid)
+    os.setuid(config.uid)
+    _call(_libc.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, what="prctl(NO_NEW_PRIVS)")
+
+
+def _private_mounts(config: SandboxConfig) -> None:
+    """New network and mount namespaces; hidden folders; a private /tmp."""
     _call(_libc.unshare, CLONE_NEWNS | CLONE_NEWNET, what="unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep_fds = {
@@ -95,11 +110,6 @@ def confine(config: SandboxConfig) -> None:
         if path != "/tmp":
             _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chmod("/tmp", 0o1777)
-    _limits(config)
-    os.setgroups([])
-    os.setgid(config.gid)
-    os.setuid(config.uid)
-    _call(_libc.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, what="prctl(NO_NEW_PRIVS)")
 
 
 def die_with_parent() -> None:
@@ -112,6 +122,8 @@ def die_with_parent() -> None:
 
 
 def _limits(config: SandboxConfig) -> None:
+    """Set the rlimits; a `memory_mb` or `processes` of 0 leaves that one to the
+    container (its cgroup counts them better: per container, not per uid)."""
     mib = 1024 * 1024
     for limit, value in (
         (resource.RLIMIT_AS, config.memory_mb * mib),
@@ -121,6 +133,8 @@ def _limits(config: SandboxConfig) -> None:
         (resource.RLIMIT_NOFILE, config.open_files),
         (resource.RLIMIT_CORE, 0),
     ):
+        if value == 0 and limit in (resource.RLIMIT_AS, resource.RLIMIT_NPROC):
+            continue
         resource.setrlimit(limit, (value, value))
 
 

@@ -77,10 +77,21 @@ class Verification:
         return not self.problems
 
 
-def run_tests(tree: Path, label: str, timeout: float = RUN_TIMEOUT_S) -> Run:
-    """Run pytest over the public tests of a generated tree, in a subprocess."""
+def run_tests(
+    tree: Path, label: str, timeout: float = RUN_TIMEOUT_S, threads: int | None = None
+) -> Run:
+    """Run pytest over the public tests of a generated tree, in a subprocess.
+
+    `threads`: the size of its numba/OpenMP thread pools (default: theirs). Runs
+    side by side must share the cores: oversubscribed pools slow small parallel
+    kernels down many times."""
     results = tree / ".llmsys-results.json"
     env = {**os.environ, "CI": os.environ.get("CI", "1"), "PYTHONDONTWRITEBYTECODE": "1"}
+    # Only outcomes count here: no search for a smallest failing example (the
+    # shipped conftest reads this).
+    env["LLMSYS_NO_SHRINK"] = "1"
+    if threads is not None:
+        env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     env.pop("PYTHONPATH", None)
     command = [
         sys.executable,
@@ -124,10 +135,11 @@ def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
         for label, tree in rendered.items()
     }
     with tempfile.TemporaryDirectory(prefix=f"llmsys-verify-{a.id}-") as tmp:
+        threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
 
         def build_and_run(label: str) -> Run:
             folder = starter.copy_tree(rendered[label], Path(tmp) / label.replace(" ", "-"))
-            return run_tests(folder, label)
+            return run_tests(folder, label, threads=threads)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             runs = dict(zip(trees, pool.map(build_and_run, trees), strict=True))

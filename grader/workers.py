@@ -25,6 +25,9 @@ from grader import wire
 from grader.sandbox import SandboxConfig
 
 START_TIMEOUT_S = 60.0
+#: -I: no user site, no PYTHON* variables; -u: what student code prints reaches its
+#: test's feedback even when the worker is killed before it would have flushed.
+WORKER = (sys.executable, "-I", "-u", "-m", "grader.worker")
 
 
 class WorkerError(Exception):
@@ -80,7 +83,7 @@ class Worker:
         }
         with open(self.output, "ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-m", "grader.worker", str(request_r), str(response_w)],
+                [*WORKER, str(request_r), str(response_w)],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,

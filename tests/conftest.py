@@ -1,7 +1,11 @@
-"""Fixtures for the toolkit's own tests: a miniature course built in tmp_path."""
+"""Fixtures for the toolkit's own tests: a miniature course built in tmp_path, and
+the helpers of the tests that grade hw1 for real."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -207,3 +211,74 @@ def submission(folder: Path, name: str, ops: str | None) -> Path:
     if ops is not None:
         write(path / "mini/ops.py", ops)
     return path
+
+
+# ---------------------------------------------------------------------------
+# Grading hw1 for real: the backend, and what must never reach a student
+# ---------------------------------------------------------------------------
+
+#: Set by .ci/run: Docker tests fail instead of skipping when the engine or the
+#: image is missing, so that CI cannot pass them by skipping.
+REQUIRE_DOCKER = os.environ.get("LLMSYS_REQUIRE_DOCKER") == "1"
+
+
+@pytest.fixture(scope="session")
+def docker_backend():
+    """The docker backend over this checkout's image (`llmsys image` / ci/docker.sh)."""
+    from grader.backends import image
+    from grader.backends.docker import DockerBackend
+    from grader.grade import BackendFailure
+
+    try:
+        return DockerBackend(image.tag(REPO))
+    except (BackendFailure, image.ImageError, ImportError) as exc:
+        if REQUIRE_DOCKER:
+            pytest.fail(f"LLMSYS_REQUIRE_DOCKER=1 but Docker grading is not possible: {exc}")
+        pytest.skip(f"no Docker grading here ({exc}); ci/docker.sh sets it up as root")
+
+
+def tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def hidden_snippets(ctx, shared: str) -> list[str]:
+    """Lines of hidden-test code that no public test, reference file or `shared`
+    text (the examples' own code) also holds."""
+    public = "\n".join(data.decode() for data in ctx.public_tests.values())
+    mine = shared + "\n".join(data.decode() for data in ctx.reference.values())
+    snippets = []
+    for data in ctx.hidden_tests.values():
+        for line in data.decode().splitlines():
+            line = line.strip()
+            if len(line) >= 25 and not line.startswith(("def ", "@", "#", '"""')):
+                if line not in public and line not in mine:
+                    snippets.append(line)
+    return snippets
+
+
+def strings(value: object) -> list[str]:
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [s for item in value for s in strings(item)]
+    return []
+
+
+def student_visible_text(out: Path) -> dict[Path, str]:
+    """The text of every file a student is shown (feedback, Gradescope results),
+    JSON strings as shown rather than escaped."""
+    texts = {}
+    for path in out.rglob("*"):
+        if path.name in ("feedback.md", "results.json") and path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if path.suffix == ".json":
+                text = "\n".join(strings(json.loads(text)))
+            texts[path] = text
+    return texts

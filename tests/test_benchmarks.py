@@ -14,7 +14,15 @@ pytestmark = pytest.mark.slow
 
 def test_harness_overhead_benchmark_prints_its_figures():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/harness_overhead.py", "--repeat", "1"],
+        # The figures of the README come from a full run; this checks that it runs.
+        [
+            sys.executable,
+            "benchmarks/harness_overhead.py",
+            "--repeat",
+            "1",
+            "--tests",
+            "operators,autodiff",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -22,4 +30,17 @@ def test_harness_overhead_benchmark_prints_its_figures():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for figure in ("plain pytest", "graded (harness + workers)", "overhead ratio", "round trip"):
+        assert figure in proc.stdout
+
+
+def test_docker_overhead_benchmark_prints_its_figures(docker_backend):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/docker_overhead.py", "--copies", "1", "--repeat", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in ("container start", "per submission", "throughput jobs 1", "throughput jobs 2"):
         assert figure in proc.stdout

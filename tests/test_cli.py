@@ -91,6 +91,8 @@ def test_console_script_is_installed():
         (["hw1", "{tmp}/empty"], "holds no submission", "a folder or a .zip"),
         (["hw1", "{subs}", "--out", "{subs}/out"], "must not be inside", "--out out"),
         (["hw1", "{subs}", "--jobs", "0"], "--jobs must be at least 1", None),
+        (["hw1", "{subs}", "--gpus", "cuda:0"], "--gpus takes GPU indices", "--gpus 0,1"),
+        (["hw1", "{subs}", "--gpu-share", "0"], "--gpu-share must be at least 1", "--gpus 0,1"),
         (["hw1", "{subs}", "--roster", "{tmp}/no.csv"], "does not exist", "Grades > Export"),
         (["hw1", "{subs}", "--expect", "{tmp}/no.toml"], "cannot read", "existing TOML"),
         (["hw1", "{subs}", "--expect", "{tmp}/bad.toml"], "needs a number `score`", "score ="),
@@ -111,6 +113,38 @@ def test_grade_bad_inputs_exit_2_with_a_tip(
     assert message in err and "Traceback" not in err
     if tip:
         assert "tip:" in err and tip in err
+
+
+def test_gpu_assignment_without_gpus_exits_2(graded_course: Path, tmp_path: Path, capsys):
+    from tests.conftest import GOOD_OPS, submission
+
+    manifest = graded_course / "assignments/hw1/assignment.toml"
+    manifest.write_text(manifest.read_text().replace("[limits]\n", "[limits]\ngpus = 1\n"))
+    submission(tmp_path / "subs", "ann", GOOD_OPS)
+    code, _, err = run(
+        capsys, "--root", str(graded_course), "grade", "hw1", str(tmp_path / "subs"),
+        "--out", str(tmp_path / "out"), "--gpus", "",
+    )  # fmt: skip
+    assert code == 2, err
+    assert "hw1: each submission needs 1 GPU(s), but the GPUs to use are: none" in err
+    assert "tip: grade it on a GPU server" in err
+
+
+def test_docker_backend_without_its_image_exits_2(graded_course: Path, tmp_path: Path, capsys):
+    from tests.conftest import GOOD_OPS, submission
+
+    submission(tmp_path / "subs", "ann", GOOD_OPS)
+    code, _, err = run(
+        capsys, "--root", str(graded_course), "grade", "hw1", str(tmp_path / "subs"),
+        "--out", str(tmp_path / "out"), "--backend", "docker", "--image", "llmsys-grader:none",
+    )  # fmt: skip
+    assert code == 2, err
+    # Where an engine runs, the image is missing; elsewhere the engine is.
+    assert (
+        "the grading image llmsys-grader:none is not built on this host" in err
+        or "cannot reach the Docker engine" in err
+    ), err
+    assert "tip:" in err and "Traceback" not in err
 
 
 def test_grade_checks_expected_scores(graded_course: Path, tmp_path: Path, capsys):

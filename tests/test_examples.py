@@ -1,11 +1,11 @@
-"""The bundled example submissions, graded for real as one batch: each gets the score
-that examples/expected.toml gives it, hostile ones gain nothing from their attack,
-and nothing of the hidden tests or the reference reaches a student's output."""
+"""The bundled example submissions, graded for real as one batch (in Docker where the
+engine runs, as in CI): each gets the score that examples/expected.toml gives it,
+and nothing of the hidden tests or the reference reaches a student's output.
+Hostile submissions are tests/test_security.py's."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -18,12 +18,13 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from grader import examples, grade, sandbox
+from grader import examples, grade
 from grader.backends.local import LocalBackend
 from grader.batch import BatchResult, discover, grade_batch
 from grader.errors import CheckFailed
+from grader.grade import Backend
 from grader.manifest import Course
-from tests.conftest import REPO
+from tests.conftest import REPO, hidden_snippets, student_visible_text, tree_digest
 
 EXAMPLES = REPO / "examples" / "expected.toml"
 EXPECTED = tomllib.loads(EXAMPLES.read_text())
@@ -31,14 +32,6 @@ EXPECTED = tomllib.loads(EXAMPLES.read_text())
 STUDENT_FILES = ("feedback.md", "results.json")
 
 pytestmark = pytest.mark.slow
-
-
-def tree_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +49,25 @@ def hw1_examples(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Docker where it works (as TAs grade; always in CI), else the local backend,
+    whose own end-to-end runs are in tests/test_security.py and tests/test_grade.py."""
+    try:
+        return request.getfixturevalue("docker_backend")
+    except pytest.skip.Exception:
+        return LocalBackend()
+
+
+@pytest.fixture(scope="module")
 def hw1_batch(
-    hw1_context: grade.Context, hw1_examples: Path, tmp_path_factory: pytest.TempPathFactory
+    hw1_context: grade.Context,
+    hw1_examples: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: Backend,
 ):
     before = tree_digest(hw1_examples)
     out = tmp_path_factory.mktemp("out")
-    batch = grade_batch(hw1_context, discover(hw1_examples), out, LocalBackend(), jobs=2)
+    batch = grade_batch(hw1_context, discover(hw1_examples), out, backend, jobs=2)
     return batch, out / "hw1", before
 
 
@@ -87,8 +93,6 @@ def test_an_edit_the_base_no_longer_fits_names_the_example(hw1_context: grade.Co
 
 def test_each_example_gets_its_expected_score(hw1_batch: tuple[BatchResult, Path, str]):
     batch, _, _ = hw1_batch
-    if not sandbox.available():
-        pytest.skip("hostile examples are graded as intended only as root (sandboxed workers)")
     got = {r.submission: r for r in batch.results}
     for name, want in EXPECTED["hw1"].items():
         result = got[name]
@@ -99,16 +103,8 @@ def test_each_example_gets_its_expected_score(hw1_batch: tuple[BatchResult, Path
     assert batch.graded == len(EXPECTED["hw1"]) and batch.reused == 0
 
 
-def test_clear_reasons_for_hostile_failures(hw1_batch: tuple[BatchResult, Path, str]):
+def test_clear_reasons(hw1_batch: tuple[BatchResult, Path, str]):
     batch, _, _ = hw1_batch
-    if not sandbox.available():
-        pytest.skip("hostile examples are graded as intended only as root (sandboxed workers)")
-    first_output = {r.submission: r.tests[0].output for r in batch.results}
-    assert "ended the process (exit code 0)" in first_output["hostile-exit-at-import"]
-    assert "time limit exceeded" in first_output["hostile-infinite-loop"]
-    assert "MemoryError" in first_output["hostile-memory-bomb"]
-    huge = first_output["hostile-huge-output"]
-    assert "File too large" in huge and len(huge) < 10_000
     missing = next(r for r in batch.results if r.submission == "missing-file")
     assert missing.notices[0] == "file minitorch/operators.py missing from submission"
     # hw1.2's tests fail with the starter's operators, and pass on the rerun.
@@ -123,62 +119,26 @@ def test_clear_reasons_for_hostile_failures(hw1_batch: tuple[BatchResult, Path, 
     assert all(t.status == "passed" for t in buggy.tests if t.task != "hw1.1")
 
 
-def test_hostile_writes_land_nowhere(hw1_batch: tuple[BatchResult, Path, str], hw1_examples):
+def test_grading_leaves_the_submissions_and_writes_only_reports(
+    hw1_batch: tuple[BatchResult, Path, str], hw1_examples: Path
+):
     _, out, before = hw1_batch
-    if not sandbox.available():
-        pytest.skip("the sandbox that stops these writes needs root")
     assert tree_digest(hw1_examples) == before, "grading changed the submissions folder"
-    assert not Path("/tmp/llmsys-pwned").exists()
-    expected = {"gradebook.csv", "junit.xml"} | set(EXPECTED["hw1"])
-    assert {p.name for p in out.iterdir()} == expected
+    assert {p.name for p in out.iterdir()} == {"gradebook.csv", "junit.xml"} | set(EXPECTED["hw1"])
     for folder in (p for p in out.iterdir() if p.is_dir()):
         assert {p.name for p in folder.iterdir()} == {"result.json", "feedback.md", "results.json"}
-    for path in out.rglob("*"):
-        if path.is_file():
-            assert "pwned" not in path.read_text(encoding="utf-8"), path
-
-
-def hidden_snippets(ctx: grade.Context) -> list[str]:
-    """Lines of hidden-test code that no public test or example shares."""
-    public = "\n".join(data.decode() for data in ctx.public_tests.values())
-    mine = EXAMPLES.read_text() + "\n".join(data.decode() for data in ctx.reference.values())
-    snippets = []
-    for data in ctx.hidden_tests.values():
-        for line in data.decode().splitlines():
-            line = line.strip()
-            if len(line) >= 25 and not line.startswith(("def ", "@", "#", '"""')):
-                if line not in public and line not in mine:
-                    snippets.append(line)
-    return snippets
-
-
-def strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        return [s for item in value for s in strings(item)]
-    return []
 
 
 def test_no_hidden_test_or_reference_text_reaches_students(
     hw1_batch: tuple[BatchResult, Path, str], hw1_context: grade.Context
 ):
     _, out, _ = hw1_batch
-    snippets = hidden_snippets(hw1_context)
+    snippets = hidden_snippets(hw1_context, EXAMPLES.read_text())
     assert len(snippets) > 50, "too few distinctive hidden-test lines to make this check mean much"
-    for path in out.rglob("*"):
-        if not path.is_file():
-            continue
-        text = path.read_text(encoding="utf-8")
-        assert "STOLEN" not in text, f"{path}: the steal example found something"
+    for path, text in student_visible_text(out).items():
         assert "BEGIN SOLUTION" not in text, path
-        if path.name in STUDENT_FILES:
-            if path.suffix == ".json":  # the strings as shown, not JSON-escaped
-                text = "\n".join(strings(json.loads(text)))
-            leaked = [s for s in snippets if s in text]
-            assert not leaked, f"{path} shows hidden test code: {leaked[:3]}"
+        leaked = [s for s in snippets if s in text]
+        assert not leaked, f"{path} shows hidden test code: {leaked[:3]}"
 
 
 def test_batch_reports_agree_with_results(hw1_batch: tuple[BatchResult, Path, str]):
@@ -202,6 +162,7 @@ def test_batch_reports_agree_with_results(hw1_batch: tuple[BatchResult, Path, st
 def test_rerun_reuses_every_result(hw1_batch, hw1_context: grade.Context, hw1_examples: Path):
     batch, out, _ = hw1_batch
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
+    # Any backend: nothing is graded again.
     again = grade_batch(hw1_context, discover(hw1_examples), out.parent, LocalBackend())
     assert again.graded == 0 and again.reused == len(batch.results)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")} == stamps

@@ -15,6 +15,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,11 +36,16 @@ class NoFreeUid(RuntimeError):
 
 class LocalBackend:
     name = "local"
+    python = sys.executable
 
     def __init__(self, hide: list[str] | None = None) -> None:
         #: Extra folders hidden from student code (e.g. the batch's output folder).
         self.hide = hide or []
         self._uids: dict[int, tuple[int, int]] = {}  # slot -> (uid, locked fd)
+
+    @staticmethod
+    def place(work: Path) -> Path:
+        return work
 
     @staticmethod
     def confined() -> bool:
@@ -56,15 +62,27 @@ class LocalBackend:
             self._uids[slot] = claim_uid({uid for uid, _ in self._uids.values()})
         return self._uids[slot][0]
 
+    def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
+        if sandbox is None:
+            return "local: none"
+        return (
+            f"local: uid {sandbox.uid}, no network, private mounts, "
+            f"{sandbox.memory_mb} MiB, {sandbox.processes} processes"
+        )
+
     def run_harness(
         self,
         command: list[str],
-        cwd: Path,
+        work: Path,
         env: dict[str, str],
         timeout_s: float,
         sandbox: SandboxConfig | None,
+        gpus: tuple[str, ...] = (),
     ) -> HarnessRun:
         start = time.monotonic()
+        cwd = work / "harness"
+        if gpus:
+            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
         log = cwd / "logs" / "harness.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(

@@ -19,6 +19,7 @@ return only plain data (numbers, strings, lists, dicts, NumPy arrays).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import pytest
@@ -27,6 +28,17 @@ try:
     import numpy as np
 except ImportError:  # pragma: no cover - every assignment installs numpy
     np = None
+
+if os.environ.get("LLMSYS_NO_SHRINK") == "1":
+    # Set by the course's own checks, which need to know only whether each test
+    # passes: Hypothesis then reports the first failing example it finds instead of
+    # searching for a smallest one (on a fresh starter that search takes minutes).
+    from hypothesis import Phase, settings
+
+    settings.register_profile(
+        "llmsys-no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    )
+    settings.load_profile("llmsys-no-shrink")
 
 
 def plain(value: Any) -> Any:
