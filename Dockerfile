@@ -10,7 +10,7 @@
 # BASE_IMAGE: a CUDA + PyTorch image on GPU servers (its torch is used; nvcc is
 # needed by the CUDA assignments, hence a -devel image), any Debian/Ubuntu with
 # python3 and python3-venv for CPU grading (`ci/docker.sh` makes one offline).
-ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-devel
+ARG BASE_IMAGE=pytorch/pytorch:2.9.0-cuda12.8-cudnn9-devel
 FROM ${BASE_IMAGE}
 
 ARG PYTHON=python3

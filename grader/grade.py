@@ -174,23 +174,18 @@ def grade_submission(
     key = result_key(ctx, taken)
     try:
         return _grade(ctx, taken, key, work, backend, slot, base, clock, threads, gpus)
-    except BackendFailure as exc:
-        return SubmissionResult(
-            submission=name,
-            key=key,
-            status="error",
-            score=0.0,
-            reason=f"the {backend.name} backend failed: {exc} (grading it again will retry)",
-            **base,
-        )
     except Exception as exc:
+        # Status "error": a rerun of the batch grades the submission again.
+        failed_backend = isinstance(exc, BackendFailure)
         return SubmissionResult(
             submission=name,
             key=key,
             status="error",
             score=0.0,
-            reason=f"grading failed: {type(exc).__name__}: {exc}",
-            notices=(traceback.format_exc()[-2000:],),
+            reason=f"the {backend.name} backend failed: {exc} (grading it again will retry)"
+            if failed_backend
+            else f"grading failed: {type(exc).__name__}: {exc}",
+            notices=() if failed_backend else (traceback.format_exc()[-2000:],),
             **base,
         )
 

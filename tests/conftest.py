@@ -213,6 +213,21 @@ def submission(folder: Path, name: str, ops: str | None) -> Path:
     return path
 
 
+def slow_mul_submission(course: Path, folder: Path) -> Path:
+    """A submission whose mul outlasts the whole submission's limit (12 s, set in the
+    course's manifest here) but not its test's own (30 s)."""
+    path = course / "assignments/hw1/assignment.toml"
+    path.write_text(
+        path.read_text()
+        .replace("submission_timeout_s = 60", "submission_timeout_s = 12")
+        .replace("test_timeout_s = 3", "test_timeout_s = 30")
+    )
+    ops = GOOD_OPS.replace(
+        "    return x * y\n", "    import time\n    time.sleep(60)\n    return x * y\n"
+    )
+    return submission(folder, "gus", ops)
+
+
 # ---------------------------------------------------------------------------
 # Grading hw1 for real: the backend, and what must never reach a student
 # ---------------------------------------------------------------------------

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import requests
 
-from grader import grade, results
+from grader import grade
 from grader.backends.docker import DockerBackend
 from grader.batch import grade_batch
 from grader.gpus import GpuPool
 from grader.manifest import Course
-from tests.conftest import GOOD_OPS, submission
+from tests.conftest import GOOD_OPS, slow_mul_submission, submission
 
 # ---------------------------------------------------------------------------
 # A fake engine that records what it is asked
@@ -218,22 +218,11 @@ def test_mini_course_in_real_containers(graded_course: Path, tmp_path: Path, doc
 def test_real_container_killed_at_the_submission_limit_keeps_finished_tests(
     graded_course: Path, tmp_path: Path, docker_backend
 ):
-    path = graded_course / "assignments/hw1/assignment.toml"
-    path.write_text(
-        path.read_text()
-        .replace("submission_timeout_s = 60", "submission_timeout_s = 12")
-        .replace("test_timeout_s = 3", "test_timeout_s = 30")
-    )
-    ops = GOOD_OPS.replace(
-        "    return x * y\n", "    import time\n    time.sleep(60)\n    return x * y\n"
-    )
-    result = grade.grade_submission(
-        context(graded_course), submission(tmp_path / "subs", "gus", ops), tmp_path / "w",
-        docker_backend,
-    )  # fmt: skip
+    path = slow_mul_submission(graded_course, tmp_path / "subs")
+    result = grade.grade_submission(context(graded_course), path, tmp_path / "w", docker_backend)
     assert result.status == "graded", result.reason
     assert any("time limit (12 s) was reached" in n for n in result.notices)
     by_status = {t.id: t.status for t in result.tests}
     assert by_status["tests/test_mini.py::test_add"] == "passed"
     assert "did_not_run" in by_status.values()
-    assert isinstance(result, results.SubmissionResult)
+    assert {t.id: t.points for t in result.tasks}["hw1.1"] == 4.0

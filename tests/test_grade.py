@@ -17,7 +17,7 @@ import pytest
 from grader import grade, results, sandbox
 from grader.backends.local import LocalBackend
 from grader.manifest import Course
-from tests.conftest import GOOD_OPS, submission, write
+from tests.conftest import GOOD_OPS, slow_mul_submission, submission, write
 
 BUGGY_MUL = GOOD_OPS.replace("return x * y", "return x * y + (1 if x < 0 else 0)")
 
@@ -115,17 +115,8 @@ def test_import_that_hangs_costs_one_time_limit(graded_course: Path, tmp_path: P
 
 
 def test_submission_time_limit_keeps_finished_tests(graded_course: Path, tmp_path: Path):
-    path = graded_course / "assignments/hw1/assignment.toml"
-    path.write_text(
-        path.read_text()
-        .replace("submission_timeout_s = 60", "submission_timeout_s = 12")
-        .replace("test_timeout_s = 3", "test_timeout_s = 30")
-    )
-    # mul outlasts the whole submission's limit but not its test's own.
-    ops = GOOD_OPS.replace(
-        "    return x * y\n", "    import time\n    time.sleep(60)\n    return x * y\n"
-    )
-    result = grade_one(graded_course, submission(tmp_path / "subs", "gus", ops), tmp_path)
+    path = slow_mul_submission(graded_course, tmp_path / "subs")
+    result = grade_one(graded_course, path, tmp_path)
     assert result.status == "graded"
     assert any("time limit (12 s) was reached" in n for n in result.notices)
     by_status = {t.id: t.status for t in result.tests}
