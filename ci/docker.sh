@@ -28,6 +28,10 @@ ensure_engine() {
         apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
     fi
+    # A daemon that was killed leaves its pid file, and a new one refuses to start.
+    if [[ -f /var/run/docker.pid ]] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+        rm -f /var/run/docker.pid
+    fi
     log "starting dockerd (log: /var/log/llmsys-dockerd.log) ..."
     setsid dockerd >/var/log/llmsys-dockerd.log 2>&1 < /dev/null &
     for _ in $(seq 60); do

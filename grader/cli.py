@@ -301,6 +301,14 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
     for warning in batch.warnings:
         out.print(f"[yellow]warning:[/] {warning}", markup=True)
     out.print(f"{batch.graded} graded, {batch.reused} reused; reports in {batch.out}")
+    errors = [r.submission for r in batch.results if r.status == "error"]
+    if errors:
+        shown = ", ".join(errors[:5]) + (", ..." if len(errors) > 5 else "")
+        out.print(
+            f"[yellow]{len(errors)} submission(s) ended with an error ({shown}): run the "
+            "same command again to grade them; finished results are kept[/]",
+            markup=True,
+        )
     if expected is not None:
         problems = commands.compare_expected(batch.results, expected)
         for problem in problems:
@@ -312,7 +320,7 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
             f"[bold green]ok[/]: all {len(batch.results)} scores as {args.expect} expects",
             markup=True,
         )
-    return 0
+    return int(ExitCode.CHECK_FAILED) if errors else 0
 
 
 def _gpu_pool(args: argparse.Namespace) -> GpuPool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,28 @@ def test_docker_backend_without_its_image_exits_2(graded_course: Path, tmp_path:
         or "cannot reach the Docker engine" in err
     ), err
     assert "tip:" in err and "Traceback" not in err
+
+
+def test_grading_errors_exit_1_and_say_to_rerun(
+    graded_course: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    from grader import grade
+    from tests.conftest import GOOD_OPS, submission
+
+    def engine_gone(*args: object) -> None:
+        raise grade.BackendFailure("the engine went away")
+
+    monkeypatch.setattr(grade, "_grade", engine_gone)
+    submission(tmp_path / "subs", "ann", GOOD_OPS)
+    code, out, _ = run(
+        capsys, "--root", str(graded_course), "grade", "hw1", str(tmp_path / "subs"),
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 1
+    assert "ann: error" in out and "the engine went away" in out
+    assert "1 submission(s) ended with an error (ann): run the same command again" in out
+    saved = json.loads((tmp_path / "out/hw1/ann/result.json").read_text())
+    assert saved["status"] == "error"  # and so graded again by the next run
 
 
 def test_grade_checks_expected_scores(graded_course: Path, tmp_path: Path, capsys):
