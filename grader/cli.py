@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from grader import __version__, commands, gpus, results, schema
@@ -39,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.root).resolve() if args.root else find_root()
         return args.run(args, root, out)
     except LlmsysError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
         if exc.hint:
-            err.print(f"[yellow]tip:[/] {exc.hint}", markup=True)
+            err.print(f"[yellow]tip:[/] {escape(exc.hint)}", markup=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -189,18 +190,24 @@ def _verify(args: argparse.Namespace, root: Path, out: Console) -> int:
         raise LlmsysError(f"--jobs must be at least 1, got {args.jobs}")
     results = commands.verify_assignments(root, args.assignments, args.jobs, progress=out.print)
     for result in results:
+        if result.skipped:
+            out.print(f"[yellow]notice[/]: {result.assignment.id} not verified: {result.skipped}; "
+                      "run `llmsys verify` on a GPU machine", markup=True)  # fmt: skip
+            continue
         out.print(_table(result))
         for problem in result.problems:
-            out.print(f"  [red]✗[/] {problem}", markup=True)
+            out.print(f"  [red]✗[/] {escape(problem)}", markup=True)
     failed = [r.assignment.id for r in results if not r.ok]
     if failed:
         out.print(f"[bold red]FAILED[/]: {', '.join(failed)}", markup=True)
         return int(ExitCode.CHECK_FAILED)
-    out.print(
-        f"[bold green]ok[/]: {', '.join(r.assignment.id for r in results)}: reference "
-        "passes, starter fails cleanly, each task isolated",
-        markup=True,
-    )
+    verified = [r.assignment.id for r in results if not r.skipped]
+    if verified:
+        out.print(
+            f"[bold green]ok[/]: {', '.join(verified)}: reference "
+            "passes, starter fails cleanly, each task isolated",
+            markup=True,
+        )
     return 0
 
 
@@ -299,7 +306,7 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
     ]
     out.print(table.render(batch.results, tasks))
     for warning in batch.warnings:
-        out.print(f"[yellow]warning:[/] {warning}", markup=True)
+        out.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     out.print(f"{batch.graded} graded, {batch.reused} reused; reports in {batch.out}")
     errors = [r.submission for r in batch.results if r.status == "error"]
     if errors:
@@ -312,7 +319,7 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
     if expected is not None:
         problems = commands.compare_expected(batch.results, expected)
         for problem in problems:
-            out.print(f"  [red]✗[/] {problem}", markup=True)
+            out.print(f"  [red]✗[/] {escape(problem)}", markup=True)
         if problems:
             out.print(f"[bold red]FAILED[/]: scores differ from {args.expect}", markup=True)
             return int(ExitCode.CHECK_FAILED)

@@ -157,8 +157,10 @@ def write_examples(root: Path, assignment_id: str, out: Path) -> list[Path]:
     return examples.materialize(ctx, root, out)
 
 
-def expected_scores(path: Path, assignment_id: str) -> dict[str, float]:
-    """`[hwN.<submission>] score = ...` tables of an expectations file, for one assignment."""
+def expected_scores(path: Path, assignment_id: str) -> dict[str, tuple[float, float]]:
+    """The expected score of each submission of an expectations file, for one assignment,
+    as (lowest, highest): `score = S` gives (S, S); `score_range = [LO, HI]` gives a
+    range, for an example whose failures depend on a race (e.g. a missing barrier)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -175,19 +177,33 @@ def expected_scores(path: Path, assignment_id: str) -> dict[str, float]:
         )
     scores = {}
     for name, entry in table.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("score"), (int, float)):
+        score = entry.get("score") if isinstance(entry, dict) else None
+        span = entry.get("score_range") if isinstance(entry, dict) else None
+        if isinstance(score, (int, float)) and span is None:
+            scores[name] = (float(score), float(score))
+        elif (
+            score is None
+            and isinstance(span, list)
+            and len(span) == 2
+            and all(isinstance(v, (int, float)) for v in span)
+            and span[0] <= span[1]
+        ):
+            scores[name] = (float(span[0]), float(span[1]))
+        else:
             raise LlmsysError(
-                f"{path}: [{assignment_id}.{name}] needs a number `score`",
+                f"{path}: [{assignment_id}.{name}] needs a number `score` "
+                "or a `score_range` [lowest, highest]",
                 "e.g. score = 7.5",
             )
-        scores[name] = float(entry["score"])
     return scores
 
 
 def compare_expected(
-    graded: Iterable[results.SubmissionResult], expected: dict[str, float], tolerance: float = 1e-3
+    graded: Iterable[results.SubmissionResult],
+    expected: dict[str, tuple[float, float]],
+    tolerance: float = 1e-3,
 ) -> list[str]:
-    """One line per submission whose score differs from `expected` (or has none)."""
+    """One line per submission whose score is not the expected one (or has none)."""
     problems = []
     seen = set()
     for result in graded:
@@ -195,7 +211,8 @@ def compare_expected(
         want = expected.get(result.submission)
         if want is None:
             problems.append(f"{result.submission}: no expected score")
-        elif abs(result.score - want) > tolerance:
-            problems.append(f"{result.submission}: scored {result.score:g}, expected {want:g}")
+        elif not want[0] - tolerance <= result.score <= want[1] + tolerance:
+            wanted = f"{want[0]:g}" if want[0] == want[1] else f"{want[0]:g} to {want[1]:g}"
+            problems.append(f"{result.submission}: scored {result.score:g}, expected {wanted}")
     problems += [f"{name}: expected but not graded" for name in sorted(set(expected) - seen)]
     return problems

@@ -7,6 +7,8 @@
     omit = []                   # submitted files the example leaves out
     score = 29.2631             # what grading must give it
     failing = 7                 # tests (public and hidden) that must not pass
+    # score_range = [70, 76]    # instead of score and failing, for an example whose
+                                # failures depend on a race (a missing barrier)
     why = "..."
 
     [[hw1.buggy.edit]]          # each: `old` occurs once in the base's file

@@ -430,7 +430,10 @@ def default_sandbox(ctx: Context, work: Path, uid: int, hide: list[str]) -> Sand
         gid=uid,
         hide=tuple(sorted({*_host_folders(), str(ctx.course.root), "/dev/shm", *hide})),
         keep=tuple(sorted(keep)),
-        memory_mb=limits.memory_mb,
+        # CUDA reserves far more address space than it uses: on a GPU assignment an
+        # address-space limit would stop every kernel launch (Docker's memory
+        # cgroup bounds those workers instead).
+        memory_mb=0 if limits.gpus else limits.memory_mb,
         processes=limits.processes,
         file_size_mb=limits.file_size_mb,
         cpu_s=int(limits.submission_timeout_s) + 5,

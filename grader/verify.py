@@ -7,6 +7,10 @@ For each assignment this builds, in a temporary folder:
 - one tree per task with only that task stubbed: exactly that task's tests fail.
 It also checks that every test names a task of the assignment and every task
 has tests. The results feed the per-task table of `llmsys verify`.
+
+An assignment whose tests need a GPU (`limits.gpus`) is not run where there is
+none: its tests would all be skipped, which proves nothing. Its verification
+says so (`skipped`) instead of passing or failing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import starter
+from grader import gpus, starter
 from grader.manifest import Assignment, Course
 from grader.plugin import read_results
 
@@ -71,6 +75,8 @@ class Verification:
     assignment: Assignment
     rows: list[TaskRow]
     problems: list[str] = field(default_factory=list)
+    #: Why the tests were not run (a GPU assignment on a host without GPUs), or None.
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,8 +127,18 @@ def run_tests(
     return Run(label, records, returncode, output)
 
 
+def gpu_missing(a: Assignment) -> str | None:
+    """Why `a` cannot be verified on this host (it needs GPUs and there are none), or None."""
+    if a.limits.gpus and not gpus.detect():
+        return f"needs {a.limits.gpus} CUDA GPU(s) and this host has none (nvidia-smi)"
+    return None
+
+
 def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
     """Run every invariant of `a` and tally them per task."""
+    reason = gpu_missing(a)
+    if reason is not None:
+        return Verification(a, [TaskRow(t.id, t.title, t.points) for t in a.tasks], skipped=reason)
     regions = starter.scan(course)
     own_tags = {t.id: set(t.marker_tags) for t in a.tasks}
     trees = {"reference": set(), "starter": starter.starter_stub_tags(course, a)}

@@ -186,6 +186,16 @@ def test_grade_checks_expected_scores(graded_course: Path, tmp_path: Path, capsy
     assert code == 1
     assert "ann: scored 10, expected 9" in out and "bob: expected but not graded" in out
     assert "0 graded, 1 reused" in out
+    # A range, for examples whose failures depend on a race.
+    expect.write_text("[hw1.ann]\nscore_range = [9.5, 10]\n")
+    code, out, err = run(capsys, *base, "--expect", str(expect))
+    assert code == 0, out + err
+    expect.write_text("[hw1.ann]\nscore_range = [4, 6]\n")
+    code, out, _ = run(capsys, *base, "--expect", str(expect))
+    assert code == 1 and "ann: scored 10, expected 4 to 6" in out
+    expect.write_text("[hw1.ann]\nscore_range = [6, 4]\n")
+    code, _, err = run(capsys, *base, "--expect", str(expect))
+    assert code == 2 and "needs a number `score` or a `score_range` [lowest, highest]" in err
 
 
 def test_examples_written_whole_and_bad_outputs_refused(tmp_path: Path, capsys):
@@ -201,3 +211,13 @@ def test_examples_written_whole_and_bad_outputs_refused(tmp_path: Path, capsys):
     code, _, err = run(capsys, "--root", str(REPO), "examples", "hw1", "--out", str(out))
     assert code == 2 and "holds other things than hw1's examples: notes.txt" in err
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_verify_says_why_a_gpu_assignment_was_not_verified(capsys, monkeypatch):
+    from grader import gpus
+
+    monkeypatch.setattr(gpus, "detect", lambda: [])
+    code, out, err = run(capsys, "--root", str(REPO), "verify", "hw2")
+    assert code == 0, out + err
+    assert "notice: hw2 not verified: needs 1 CUDA GPU(s) and this host has none" in out
+    assert "ok:" not in out  # nothing was verified, so nothing is claimed

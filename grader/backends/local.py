@@ -65,9 +65,10 @@ class LocalBackend:
     def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
         if sandbox is None:
             return "local: none"
+        memory = f"{sandbox.memory_mb} MiB" if sandbox.memory_mb else "no memory limit (GPU)"
         return (
             f"local: uid {sandbox.uid}, no network, private mounts, "
-            f"{sandbox.memory_mb} MiB, {sandbox.processes} processes"
+            f"{memory}, {sandbox.processes} processes"
         )
 
     def run_harness(

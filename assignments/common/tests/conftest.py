@@ -14,6 +14,9 @@ Here, on your machine, `student.run` simply calls the probe in this process.
 The course's grader runs the very same tests, but calls each probe in a separate,
 sandboxed process; that is why probes import what they use inside their body and
 return only plain data (numbers, strings, lists, dicts, NumPy arrays).
+
+Tests marked `gpu` need a CUDA GPU; where there is none they are skipped, and
+pytest's summary (`pytest -rs`) says why.
 """
 
 from __future__ import annotations
@@ -39,6 +42,35 @@ if os.environ.get("LLMSYS_NO_SHRINK") == "1":
         "llmsys-no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate]
     )
     settings.load_profile("llmsys-no-shrink")
+
+
+def gpu_missing() -> str | None:
+    """Why no CUDA GPU can be used here, or None when one can (asks the NVIDIA
+    driver directly, so it needs no PyTorch and honours CUDA_VISIBLE_DEVICES)."""
+    import ctypes
+
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver here (libcuda.so.1 not found)"
+    status = driver.cuInit(0)
+    if status != 0:
+        return f"the NVIDIA driver found no usable GPU (cuInit error {status})"
+    count = ctypes.c_int(0)
+    if driver.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return "the NVIDIA driver reports no GPU"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_tests:
+        return
+    reason = gpu_missing()
+    if reason is not None:
+        skip = pytest.mark.skip(reason=f"needs a CUDA GPU: {reason}")
+        for item in gpu_tests:
+            item.add_marker(skip)
 
 
 def plain(value: Any) -> Any:
