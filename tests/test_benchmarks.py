@@ -44,3 +44,20 @@ def test_docker_overhead_benchmark_prints_its_figures(docker_backend):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for figure in ("container start", "per submission", "throughput jobs 1", "throughput jobs 2"):
         assert figure in proc.stdout
+
+
+def test_cuda_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
+    from grader import gpus
+
+    command = [sys.executable, "benchmarks/cuda_kernels.py", "--sizes", "256", "--repeat", "1"]
+    proc = subprocess.run(
+        [*command, "--shape", "512x512"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    if gpus.detect():
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for figure in ("ref / torch", "GB/s", "reduce sum, last dim", "map neg"):
+            assert figure in proc.stdout
+        assert "WRONG" not in proc.stdout
+    else:
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.strip().startswith("error: no CUDA GPU: "), proc.stderr
