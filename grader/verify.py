@@ -127,6 +127,11 @@ def run_tests(
     return Run(label, records, returncode, output)
 
 
+def task_rows(a: Assignment) -> list[TaskRow]:
+    """One empty row per task of `a`, in handout order."""
+    return [TaskRow(t.id, t.title, t.points) for t in a.tasks]
+
+
 def gpu_missing(a: Assignment) -> str | None:
     """Why `a` cannot be verified on this host (it needs GPUs and there are none), or None."""
     if a.limits.gpus and not gpus.detect():
@@ -138,7 +143,7 @@ def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
     """Run every invariant of `a` and tally them per task."""
     reason = gpu_missing(a)
     if reason is not None:
-        return Verification(a, [TaskRow(t.id, t.title, t.points) for t in a.tasks], skipped=reason)
+        return Verification(a, task_rows(a), skipped=reason)
     regions = starter.scan(course)
     own_tags = {t.id: set(t.marker_tags) for t in a.tasks}
     trees = {"reference": set(), "starter": starter.starter_stub_tags(course, a)}
@@ -174,7 +179,7 @@ def tally(
     """
     touched = touched or {}
     files = {t.id: set(t.files) for t in a.tasks}
-    rows = [TaskRow(t.id, t.title, t.points) for t in a.tasks]
+    rows = task_rows(a)
     result = Verification(a, rows)
     problems = result.problems
     reference, stub = runs["reference"], runs["starter"]

@@ -19,7 +19,15 @@ Every case is derived from fixed seeds, so a grading run can be repeated.
 
 import numpy as np
 import pytest
-from cuda_cases import broadcast_spec, check, out_spec, probe_kernel, random_array, spec
+from cuda_cases import (
+    broadcast_spec,
+    check,
+    out_spec,
+    probe_kernel,
+    random_array,
+    run_matmul,
+    spec,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -185,17 +193,6 @@ def test_max_of_negative_numbers(student):
 # ---------------------------------------------------------------------------
 # hw2.4 matrix multiply
 # ---------------------------------------------------------------------------
-
-
-def run_matmul(student, a, b, a_order=None, b_order=None, out_order=None):
-    shape = (max(a.shape[0], b.shape[0]), a.shape[1], b.shape[2])
-    return student.run(
-        probe_kernel,
-        "matmul",
-        "",
-        out_spec(shape, out_order),
-        [spec(a, a_order), spec(b, b_order)],
-    )
 
 
 @pytest.mark.task("hw2.4")

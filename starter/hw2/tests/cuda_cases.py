@@ -76,6 +76,19 @@ def random_array(seed, shape, low=-3.0, high=3.0):
     return np.random.default_rng(seed).uniform(low, high, size=tuple(shape))
 
 
+def run_matmul(student, a, b, a_order=None, b_order=None, out_order=None):
+    """`a @ b` of 3-D arrays through the matrix multiply kernel, each operand and the
+    output stored in the given dimension order (None: row-major)."""
+    shape = (max(a.shape[0], b.shape[0]), a.shape[1], b.shape[2])
+    return student.run(
+        probe_kernel,
+        "matmul",
+        "",
+        out_spec(shape, out_order),
+        [spec(a, a_order), spec(b, b_order)],
+    )
+
+
 def probe_kernel(kind, fn_name, out, inputs, start=0.0, dim=0):
     """Launch one kernel (`kind`: map, zip, reduce or matmul) of the student's
     library on plain-data tensors; returns the output as `[storage, shape, strides]`.
