@@ -111,9 +111,9 @@ class Worker:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            self.process.wait()  # reaped first: kill_uid waits for zombies of the uid
             if self.sandbox is not None:
                 kill_uid(self.sandbox.uid)
-            self.process.wait()
         for fd in (self._requests, self._responses):
             if fd >= 0:
                 os.close(fd)
@@ -222,20 +222,33 @@ def student_exception(error: Any) -> BaseException:
 
 
 def kill_uid(uid: int) -> None:
-    """SIGKILL every process of `uid` (escaped children of a sandboxed worker)."""
+    """SIGKILL every process of `uid` (escaped children of a sandboxed worker).
+
+    Rounds repeat while any is left (up to about 2 s): a fork bomb forks between a
+    scan and its signals, and a survivor would be there for the next submission
+    given the same uid. Zombies are not signalled but waited for (pid 1 reaps
+    those whose parent died), so the uid is empty when this returns.
+    """
     if uid == 0:
         raise ValueError("refusing to kill every process of root")
-    for _ in range(3):
+    for _ in range(40):
         found = False
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
                 if os.stat(f"/proc/{entry}").st_uid == uid:
-                    os.kill(int(entry), signal.SIGKILL)
                     found = True
+                    if not _zombie(entry):
+                        os.kill(int(entry), signal.SIGKILL)
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
         if not found:
             return
         time.sleep(0.05)
+
+
+def _zombie(pid: str) -> bool:
+    """True for a process that has exited and waits to be reaped."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
