@@ -16,6 +16,13 @@ log() { echo "[docker] $*" >&2; }
 
 engine_up() { docker info >/dev/null 2>&1; }
 
+debian_mirror() {
+    local files=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list)
+    awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | grep . \
+        || awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
+            "${files[@]}" 2>/dev/null | head -1
+}
+
 ensure_engine() {
     engine_up && return 0
     if [[ $EUID -ne 0 ]]; then
@@ -53,10 +60,14 @@ ensure_base() {
         log "installing debootstrap ..."
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
     }
-    # The Debian mirror this machine already uses (never written into the repo).
-    mirror="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
-        || true)"
-    mirror="${mirror:-http://deb.debian.org/debian}"
+    # The Debian mirror this machine's apt already uses (never written into the repo):
+    # the deb822 sources first, then the one-line format; LLMSYS_DEBIAN_MIRROR overrides.
+    mirror="${LLMSYS_DEBIAN_MIRROR:-$(debian_mirror)}"
+    if [[ -z "$mirror" ]]; then
+        log "no Debian mirror found in /etc/apt/sources.list(.d)"
+        log "tip: set LLMSYS_DEBIAN_MIRROR to the mirror's URL, or build on an existing image (BASE_IMAGE=...)"
+        return 1
+    fi
     root="$(mktemp -d /var/tmp/llmsys-base.XXXXXX)"
     log "building $BASE_IMAGE with debootstrap from $mirror (about a minute) ..."
     debootstrap --variant=minbase --include=python3,python3-venv,python3-pip \

@@ -23,13 +23,14 @@ import queue
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader import intake, results
 from grader.gpus import GpuPool
 from grader.grade import Backend, Context, grade_submission, result_key
+from grader.interrupts import BatchInterrupted, shielded, signal_of
 from grader.plugin import write_json_atomic
 from grader.reports import canvas, gradescope, junit, markdown
 
@@ -98,15 +99,30 @@ def grade_batch(
             finally:
                 slots.put(slot)
 
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        futures: list[Future[results.SubmissionResult]] = []
+        try:
             futures = [pool.submit(work, path) for path in todo]
             for future in as_completed(futures):
                 result = future.result()
                 _save(result, folder)
                 done[result.submission] = result
                 on_done(result, False)
+        except KeyboardInterrupt as exc:
+            # A stop signal (grader.interrupts): end what runs, keep what is saved.
+            with shielded():
+                for future in futures:
+                    future.cancel()
+                backend.stop()
+                pool.shutdown(wait=True, cancel_futures=True)
+            raise BatchInterrupted(
+                signal_of(exc), saved=len(done), total=len(submissions), out=folder
+            ) from None
+        finally:
+            pool.shutdown(wait=True)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        with shielded():
+            shutil.rmtree(scratch, ignore_errors=True)
     ordered = tuple(done[name] for name in sorted(done))
     warnings = write_batch_reports(ctx, ordered, folder, roster)
     return BatchResult(

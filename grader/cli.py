@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from rich.table import Table
 from grader import __version__, commands, gpus, results, schema
 from grader.errors import ExitCode, LlmsysError
 from grader.gpus import GpuPool
+from grader.interrupts import BatchInterrupted, signal_of, signals_as_interrupts
 from grader.manifest import Assignment, find_root
 from grader.verify import Verification
 
@@ -37,16 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        root = Path(args.root).resolve() if args.root else find_root()
-        return args.run(args, root, out)
+        with signals_as_interrupts():
+            root = Path(args.root).resolve() if args.root else find_root()
+            return args.run(args, root, out)
     except LlmsysError as exc:
         err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
         if exc.hint:
             err.print(f"[yellow]tip:[/] {escape(exc.hint)}", markup=True)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    except BatchInterrupted as exc:
+        err.print(
+            f"stopped by {exc.name}: nothing is left running; {exc.saved} of {exc.total} "
+            f"submission(s) have a result in {exc.out}; run the same command again to grade "
+            "the rest (finished results are kept)",
+            markup=False,
+        )
+        return 128 + exc.signum
+    except KeyboardInterrupt as exc:
+        err.print(f"interrupted ({signal.Signals(signal_of(exc)).name})", markup=False)
+        return 128 + signal_of(exc)
     except Exception:
         traceback.print_exc()
         err.print(

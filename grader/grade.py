@@ -125,6 +125,11 @@ class Backend(Protocol):
         gpus: tuple[str, ...] = (),
     ) -> HarnessRun: ...
 
+    def stop(self) -> None:
+        """End every harness run in progress at once (their processes, containers and
+        sandboxed uids), and refuse new ones with BackendFailure: the batch is stopping."""
+        ...
+
 
 def grade_submission(
     ctx: Context,

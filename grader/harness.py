@@ -30,7 +30,7 @@ import pytest
 
 from grader import timing
 from grader.manifest import TimingCheck
-from grader.sandbox import SandboxConfig
+from grader.sandbox import SandboxConfig, die_with_parent
 from grader.workers import Worker, WorkerError, WorkerTimeout
 
 OUTPUT_LIMIT = 64 * 1024
@@ -319,6 +319,8 @@ class TimingFixture:
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("llmsys_harness")
     if path:
+        # A grader killed outright (SIGKILL) must not leave its harness grading on.
+        die_with_parent()
         harness = Harness(json.loads(Path(path).read_text(encoding="utf-8")))
         # pytest_configure is historic: the harness's own one runs on registration.
         config.pluginmanager.register(harness, "llmsys-harness")

@@ -95,6 +95,7 @@ class DockerBackend:
         self._running: dict[str, Any] = {}
         self._uids: dict[int, tuple[int, int]] = {}  # slot -> (uid, locked fd)
         self._lock = threading.Lock()
+        self._stopped = False
         self.reaped = self.reap_stale()
 
     # -- Backend protocol ----------------------------------------------------------------
@@ -154,13 +155,15 @@ class DockerBackend:
         limits = self._limits[work]
         start = time.monotonic()
         name = f"llmsys-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-        try:
-            container = self.client.containers.create(
-                self.image, command, name=name, **self._options(work, env, limits, gpus)
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise BackendFailure(f"could not create the container: {exc}") from None
         with self._lock:
+            if self._stopped:
+                raise BackendFailure("the batch is stopping")
+            try:
+                container = self.client.containers.create(
+                    self.image, command, name=name, **self._options(work, env, limits, gpus)
+                )
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise BackendFailure(f"could not create the container: {exc}") from None
             self._running[name] = container
         timed_out = False
         try:
@@ -168,6 +171,8 @@ class DockerBackend:
                 container.start()
                 code = container.wait(timeout=max(1.0, timeout_s))["StatusCode"]
             except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+                if self._stopped:
+                    raise BackendFailure("the batch is stopping") from None
                 if time.monotonic() - start < timeout_s or not self._engine_up():
                     raise BackendFailure(f"the submission's container failed: {exc}") from None
                 timed_out = True
@@ -242,6 +247,12 @@ class DockerBackend:
             _quietly(lambda c=container: c.remove(force=True))
             stale += 1
         return stale
+
+    def stop(self) -> None:
+        """Remove every running container at once and refuse to start new ones."""
+        with self._lock:
+            self._stopped = True
+        self.close()
 
     def close(self) -> None:
         """Remove every container this backend still runs (on interrupt)."""

@@ -16,11 +16,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from grader import sandbox as sandboxing
-from grader.grade import Context, HarnessRun, default_sandbox
+from grader.grade import BackendFailure, Context, HarnessRun, default_sandbox
 from grader.sandbox import SandboxConfig
 from grader.workers import kill_uid
 
@@ -42,6 +43,9 @@ class LocalBackend:
         #: Extra folders hidden from student code (e.g. the batch's output folder).
         self.hide = hide or []
         self._uids: dict[int, tuple[int, int]] = {}  # slot -> (uid, locked fd)
+        self._lock = threading.Lock()
+        self._running: dict[int, subprocess.Popen[bytes]] = {}  # pid -> harness process
+        self._stopped = False
 
     @staticmethod
     def place(work: Path) -> Path:
@@ -85,7 +89,9 @@ class LocalBackend:
         if gpus:
             env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
         log = cwd / "logs" / "harness.log"
-        with open(log, "wb") as output:
+        with open(log, "wb") as output, self._lock:
+            if self._stopped:
+                raise BackendFailure("the batch is stopping")
             process = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -95,21 +101,37 @@ class LocalBackend:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            timed_out = False
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait()
-                if sandbox is not None:
-                    kill_uid(sandbox.uid)
+            self._running[process.pid] = process
+        timed_out = False
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill_group(process.pid)
+            process.wait()
+            with self._lock:
+                self._running.pop(process.pid, None)
+            if sandbox is not None:
+                kill_uid(sandbox.uid)
         text = log.read_bytes()[-LOG_LIMIT:].decode("utf-8", "replace")
         return HarnessRun(process.returncode, timed_out, text, time.monotonic() - start)
+
+    def stop(self) -> None:
+        """Kill every running harness's process group; each run's own thread then
+        kills what its sandbox uid left and returns. New runs are refused."""
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for pid in running:
+            _kill_group(pid)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def claim_uid(taken: set[int], locks: Path = LOCKS) -> tuple[int, int]:
