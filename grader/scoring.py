@@ -18,6 +18,7 @@ output (which could echo hidden inputs).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,7 +153,7 @@ def _status_and_output(
         visible = own_error
     elif origin == "student":
         # A hidden test shows only the type: an exception message could echo hidden inputs.
-        visible = f"your code raised {r.get('error_type')}" if hidden else own_error
+        visible = f"your code raised {_builtin_type(r.get('error_type'))}" if hidden else own_error
     elif hidden:
         visible = "wrong result (details of hidden tests are not shown)"
     else:
@@ -160,6 +161,18 @@ def _status_and_output(
     if not hidden and student_output:
         visible += f"\n\n--- your code printed ---\n{student_output}"
     return status, visible, staff
+
+
+def _builtin_type(name: Any) -> str:
+    """`name` when it names a built-in exception class, else words of our own.
+
+    Student code chooses its exception classes' names, and it has seen the hidden
+    tests' inputs: only a built-in name may be shown for a hidden test.
+    """
+    builtin = getattr(builtins, name, None) if isinstance(name, str) else None
+    if isinstance(builtin, type) and issubclass(builtin, BaseException):
+        return str(name)
+    return "an exception of a class of its own"
 
 
 def _clip(text: str, limit: int = OUTPUT_LIMIT) -> str:

@@ -43,7 +43,12 @@ class WorkerDied(WorkerError):
 
 
 class StudentException(Exception):
-    """An exception raised by student code that is not a built-in type."""
+    """An exception raised by student code that is not a built-in type.
+
+    Its message is the student's message only: the class name the worker reports
+    is never shown (a worker has seen the hidden tests, and a hidden test shows the
+    exception's type). The student's traceback, for staff, still names it.
+    """
 
 
 class Worker:
@@ -152,22 +157,21 @@ class Worker:
         raise student_exception(response.get("error"))
 
     def _receive(self, deadline: float) -> dict[str, Any]:
-        def read(n: int) -> bytes:
-            chunks = []
-            while n:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self._responses], [], [], left)[0]:
-                    self.kill()
-                    raise WorkerTimeout("time limit exceeded (the call did not return in time)")
-                chunk = os.read(self._responses, min(n, 1 << 20))
-                if not chunk:
-                    raise EOFError
-                chunks.append(chunk)
-                n -= len(chunk)
-            return b"".join(chunks)
+        """The next frame from the worker, before `deadline`.
+
+        Every message raised here is the harness's own words: a worker has seen the
+        hidden tests' probes and inputs, so nothing it sent may be quoted back
+        (`wire.WireError` messages quote nothing from the frame).
+        """
+
+        def wait() -> None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._responses], [], [], left)[0]:
+                self.kill()
+                raise WorkerTimeout("time limit exceeded (the call did not return in time)")
 
         try:
-            return wire.unpack(read)
+            return wire.unpack(lambda n: wire.read_into(self._responses, n, wait))
         except EOFError:
             raise self._died() from None
         except wire.WireError as exc:
@@ -176,8 +180,14 @@ class Worker:
 
     def _died(self) -> WorkerDied:
         process = self.process
-        code = process.wait(timeout=10) if process is not None else None
+        try:
+            code = process.wait(timeout=10) if process is not None else None
+        except subprocess.TimeoutExpired:
+            # It closed its end of the pipe but lives on: not an exit code to report.
+            code = None
         self.kill()
+        if code is None and process is not None:
+            return WorkerDied("the worker closed its connection to the grader")
         return WorkerDied(describe_exit(code))
 
 
@@ -200,23 +210,23 @@ def describe_exit(code: int | None) -> str:
 
 
 def student_exception(error: Any) -> BaseException:
-    """The harness-side exception for an error the student's code raised."""
+    """The harness-side exception for an error the student's code raised.
+
+    A built-in exception type named by the worker is re-created (its name is the
+    harness's own text); any other name becomes a `StudentException` that does not
+    carry it. The message is the student's: shown for public tests only.
+    """
     if not isinstance(error, dict):
         return WorkerDied("the worker sent a malformed error")
-    name = str(error.get("type", "Exception"))
+    name = error.get("type")
     message = str(error.get("message", ""))
-    builtin = getattr(builtins, name, None)
-    if (
-        isinstance(builtin, type)
-        and issubclass(builtin, Exception)
-        and builtin not in (SystemExit,)
-    ):
+    builtin = getattr(builtins, name, None) if isinstance(name, str) else None
+    exc: BaseException = StudentException(message)
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
         try:
-            exc: BaseException = builtin(message)
+            exc = builtin(message)
         except Exception:
-            exc = StudentException(f"{name}: {message}")
-    else:
-        exc = StudentException(f"{name}: {message}")
+            pass  # needs other arguments (UnicodeDecodeError, ExceptionGroup)
     exc.student_traceback = str(error.get("traceback", ""))  # type: ignore[attr-defined]
     return exc
 

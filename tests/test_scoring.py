@@ -118,6 +118,31 @@ def test_hidden_tests_show_no_details(hw1):
     )
 
 
+def test_hidden_tests_name_only_builtin_exception_types(hw1):
+    # Student code names its own exception classes, and it has seen the hidden inputs.
+    records = [
+        record(
+            f"hidden/h.py::{name}",
+            "hw1.1",
+            "failed",
+            error_type=error_type,
+            message="SECRET 31337",
+            properties={"origin": "student"},
+        )
+        for name, error_type in [
+            ("own", "StudentException"),
+            ("forged", "SECRET_31337_Error"),
+            ("weird", None),
+            ("builtin", "ZeroDivisionError"),
+        ]
+    ]
+    tests = {t.name: t for t in scoring.score_tests(hw1, records)}
+    for name in ("h.py::own", "h.py::forged", "h.py::weird"):
+        assert tests[name].output == "your code raised an exception of a class of its own"
+    assert tests["h.py::builtin"].output == "your code raised ZeroDivisionError"
+    assert all("SECRET" not in t.output and "31337" not in t.output for t in tests.values())
+
+
 def test_public_failures_show_the_assertion_and_printed_output(hw1):
     records = [
         record(
