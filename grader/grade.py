@@ -419,8 +419,11 @@ def _composed_pass(
     return rescued
 
 
-def default_sandbox(ctx: Context, work: Path, uid: int, hide: list[str]) -> SandboxConfig:
-    """The worker confinement for a submission graded on this host."""
+def default_sandbox(
+    ctx: Context, work: Path, uid: int, hide: list[str], cgroup: str = ""
+) -> SandboxConfig:
+    """The worker confinement for a submission graded on this host; `cgroup`: the
+    memory cgroup its processes share (`grader.cgroups`), if there is one."""
     limits = ctx.assignment.limits
     keep = {
         sys.prefix,
@@ -442,6 +445,7 @@ def default_sandbox(ctx: Context, work: Path, uid: int, hide: list[str]) -> Sand
         processes=limits.processes,
         file_size_mb=limits.file_size_mb,
         cpu_s=int(limits.submission_timeout_s) + 5,
+        cgroup=cgroup,
     )
 
 

@@ -3,17 +3,24 @@
 `confine(config)` is called by the worker at start-up, before any student code
 is imported. In order, it:
 
-1. moves into new network and mount namespaces: no network at all (not even a
-   working loopback), and mounts that only this process sees;
+1. moves into new network, mount and IPC namespaces: no network at all (not even
+   a working loopback), mounts that only this process sees, and System V / POSIX
+   IPC objects that no other submission sees and that end with the worker;
 2. hides folders behind empty read-only tmpfs mounts (the course repo with its
    hidden tests and reference, other submissions, results, home folders) and
    binds back, read-only, just what the worker needs (the Python installation,
    the `grader` package, this submission's code);
-3. gives the process a private, size-limited /tmp for its writes;
-4. sets rlimits (address space, processes, file size, CPU time, open files, no
+3. gives the process a private, size-limited /tmp and /dev/shm for its writes,
+   and a /proc that shows only its own uid's processes (`hidepid=2`: not the
+   harness, not the reference's worker);
+4. joins the submission's memory cgroup (`grader.cgroups`), so the memory limit
+   holds for all its processes together, not for each one;
+5. sets rlimits (address space, processes, file size, CPU time, open files, no
    core dumps);
-5. drops to an unprivileged uid/gid with no supplementary groups and sets
-   no_new_privs, so nothing above can be undone.
+6. drops to an unprivileged uid/gid with no supplementary groups, sets
+   no_new_privs, and installs a seccomp filter (`grader.seccomp`) refusing new
+   namespaces of any kind (user namespaces included) and the kernel keyrings,
+   so nothing above can be undone and nothing outlives the worker in the kernel.
 
 Without root none of this is possible: `available()` says so and the harness
 records that the submission ran unconfined.
@@ -28,11 +35,15 @@ import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import cgroups, seccomp
+
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
@@ -62,6 +73,8 @@ class SandboxConfig:
     cpu_s: int = 3600
     open_files: int = 256
     extra_rw: tuple[str, ...] = field(default=())
+    #: A memory cgroup to join (a folder of the cgroup file system), or "" for none.
+    cgroup: str = ""
     #: Steps 1-3 (namespaces and mounts). A container already gives the worker its
     #: own network and file system, and no right to build them: there only the
     #: rlimits and the change of uid apply.
@@ -77,16 +90,20 @@ def confine(config: SandboxConfig) -> None:
     """Apply every restriction of `config` to the current process, irreversibly."""
     if config.namespaces:
         _private_mounts(config)
+    if config.cgroup:
+        cgroups.join(config.cgroup)
     _limits(config)
     os.setgroups([])
     os.setgid(config.gid)
     os.setuid(config.uid)
     _call(_libc.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, what="prctl(NO_NEW_PRIVS)")
+    seccomp.install()
 
 
 def _private_mounts(config: SandboxConfig) -> None:
-    """New network and mount namespaces; hidden folders; a private /tmp."""
-    _call(_libc.unshare, CLONE_NEWNS | CLONE_NEWNET, what="unshare")
+    """New network, mount and IPC namespaces; hidden folders; a private /tmp and
+    /dev/shm; a /proc that shows only the worker's own uid."""
+    _call(_libc.unshare, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC, what="unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep_fds = {
         path: os.open(path, os.O_PATH | os.O_DIRECTORY)
@@ -94,10 +111,11 @@ def _private_mounts(config: SandboxConfig) -> None:
         if os.path.isdir(path)
     }
     hidden: list[str] = []
-    for path in sorted(set(config.hide) | {"/tmp"}, key=lambda p: p.count("/")):
+    writable = {"/tmp", "/dev/shm"}
+    for path in sorted(set(config.hide) | writable, key=lambda p: p.count("/")):
         if not os.path.isdir(path) or any(_inside(path, h) for h in hidden):
             continue
-        size = f"size={config.tmp_mb}m" if path == "/tmp" else "size=1m"
+        size = f"size={config.tmp_mb}m" if path in writable else "size=1m"
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,{size}")
         hidden.append(path)
     for path, fd in sorted(keep_fds.items(), key=lambda item: item[0].count("/")):
@@ -107,9 +125,12 @@ def _private_mounts(config: SandboxConfig) -> None:
             _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         os.close(fd)
     for path in hidden:
-        if path != "/tmp":
+        if path not in writable:
             _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    os.chmod("/tmp", 0o1777)
+    for path in writable & set(hidden):
+        os.chmod(path, 0o1777)
+    # A procfs of its own: the same processes, but other users' are invisible.
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
 
 
 def die_with_parent() -> None:

@@ -189,3 +189,121 @@ def test_folders_outside_the_system_ones_are_hidden(confined):
         assert exists is False and listing == []
     finally:
         shutil.rmtree(outside)
+
+
+LIBC_PROBE = """
+def probe(call, *args):
+    import ctypes, errno
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = getattr(libc, call)(*(a.encode() if isinstance(a, str) else a for a in args))
+    return [result, errno.errorcode.get(ctypes.get_errno(), "0") if result < 0 else "ok"]
+"""
+
+CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC = 0x10000000, 0x40000000, 0x08000000
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}
+
+
+def test_no_new_namespaces_and_no_kernel_keyrings(confined):
+    """A user namespace would give student code a root of its own; keys stored in a
+    uid's keyring would outlive the worker and reach the slot's next submission."""
+    import platform
+
+    worker, _ = confined
+    for flags in (CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET):
+        assert run(worker, LIBC_PROBE, "unshare", flags) == [-1, "EPERM"]
+    assert run(worker, LIBC_PROBE, "setns", 0, 0) == [-1, "EPERM"]
+    # clone(2) itself with a namespace flag (the call fork is made of, with other flags).
+    number = SYS_CLONE[platform.machine()]
+    assert run(worker, LIBC_PROBE, "syscall", number, CLONE_NEWUSER | 17, 0, 0, 0, 0) == [
+        -1,
+        "EPERM",
+    ]
+    # add_key("user", "k", "v", 1, KEY_SPEC_USER_KEYRING = -4)
+    add_key = {"x86_64": 248, "aarch64": 217}[platform.machine()]
+    assert run(worker, LIBC_PROBE, "syscall", add_key, "user", "k", "v", 1, -4)[1] == "EPERM"
+    # What the filter must not break: threads, fork, subprocesses.
+    source = (
+        "def probe():\n"
+        "    import os, subprocess, threading\n"
+        "    box = []\n"
+        "    t = threading.Thread(target=lambda: box.append(1))\n"
+        "    t.start(); t.join()\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os._exit(7)\n"
+        "    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+        "    out = subprocess.run(['echo', 'hi'], capture_output=True, text=True).stdout\n"
+        "    return [box, code, out]\n"
+    )
+    assert run(worker, source) == [[1], 7, "hi\n"]
+
+
+def test_ipc_objects_are_private_to_the_worker_and_end_with_it(confined):
+    worker, _ = confined
+    key = 0x4C4C4D53  # "LLMS"
+    create = (
+        "def probe(key):\n"
+        "    import ctypes\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    return libc.shmget(key, 4096, 0o1000 | 0o666)\n"  # IPC_CREAT
+    )
+    assert run(worker, create, key) >= 0
+    host_keys = {
+        int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    }
+    assert key not in host_keys  # not in the host's IPC namespace
+    worker.kill()  # the next worker (another test, another submission) starts afresh
+    find = (
+        "def probe(key):\n"
+        "    import ctypes, errno\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    found = libc.shmget(key, 0, 0)\n"
+        "    return [found, errno.errorcode.get(ctypes.get_errno())]\n"
+    )
+    assert run(worker, find, key) == [-1, "ENOENT"]
+
+
+def test_proc_shows_only_the_workers_own_processes_and_shm_is_private(confined):
+    """The harness and the reference's worker run as other users: their /proc
+    entries (what they run, their CPU times) are out of sight."""
+    worker, _ = confined
+    source = (
+        "def probe():\n"
+        "    import os\n"
+        "    pids = [int(p) for p in os.listdir('/proc') if p.isdigit()]\n"
+        "    uids = {os.stat(f'/proc/{p}').st_uid for p in pids if os.path.exists(f'/proc/{p}')}\n"
+        "    open('/dev/shm/numba-like', 'w').write('x')\n"
+        "    return [os.path.exists(f'/proc/{os.getppid()}'), sorted(uids), os.getuid()]\n"
+    )
+    parent_seen, uids, uid = run(worker, source)
+    assert parent_seen is False and uids == [uid]
+    assert not Path("/dev/shm/numba-like").exists()  # its /dev/shm is its own
+
+
+def test_the_memory_limit_holds_for_all_processes_together(confined, tmp_path: Path):
+    """Three processes of 200 MiB each against a 300 MiB group: one is killed, although
+    each stays far below the per-process address-space limit (1 GiB here)."""
+    from dataclasses import replace
+
+    from grader import cgroups
+
+    worker, _ = confined
+    group = cgroups.create(f"llmsys-test-{os.getpid()}", 300)
+    if group is None:
+        pytest.skip("no cgroup v1 memory hierarchy on this host")
+    try:
+        worker.kill()
+        worker.sandbox = replace(worker.sandbox, cgroup=str(group))
+        source = (
+            "def probe(python):\n"
+            "    import subprocess\n"
+            "    code = 'x = bytearray(200 * 2**20); import time; time.sleep(3)'\n"
+            "    children = [subprocess.Popen([python, '-c', code]) for _ in range(3)]\n"
+            "    return sorted(child.wait() for child in children)\n"
+        )
+        codes = run(worker, source, sys.executable)
+        assert -9 in codes, codes
+        assert cgroups.oom_kills(group) >= 1
+    finally:
+        worker.kill()
+        assert cgroups.remove(group)

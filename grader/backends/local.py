@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from grader import cgroups
 from grader import sandbox as sandboxing
 from grader.grade import BackendFailure, Context, HarnessRun, default_sandbox
 from grader.sandbox import SandboxConfig
@@ -46,6 +47,7 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._running: dict[int, subprocess.Popen[bytes]] = {}  # pid -> harness process
         self._stopped = False
+        self._groups: set[Path] = set()
 
     @staticmethod
     def place(work: Path) -> Path:
@@ -58,7 +60,15 @@ class LocalBackend:
     def sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig | None:
         if not self.confined():
             return None
-        return default_sandbox(ctx, work, self.uid(slot), self.hide)
+        uid = self.uid(slot)
+        # One memory cgroup per slot: the limit holds for all the submission's
+        # processes together (on GPU assignments too, where no address-space limit
+        # can be set). Without one, the rlimit of each process is all there is.
+        group = cgroups.create(f"llmsys-{uid}", ctx.assignment.limits.memory_mb)
+        if group is not None:
+            with self._lock:
+                self._groups.add(group)
+        return default_sandbox(ctx, work, uid, self.hide, str(group or ""))
 
     def uid(self, slot: int) -> int:
         """The uid of `slot`, claimed by this process (first free one of the range)."""
@@ -69,9 +79,14 @@ class LocalBackend:
     def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
         if sandbox is None:
             return "local: none"
-        memory = f"{sandbox.memory_mb} MiB" if sandbox.memory_mb else "no memory limit (GPU)"
+        if sandbox.cgroup:
+            memory = f"{_cgroup_limit_mb(sandbox)} MiB for all processes"
+        elif sandbox.memory_mb:
+            memory = f"{sandbox.memory_mb} MiB per process"
+        else:
+            memory = "no memory limit (GPU)"
         return (
-            f"local: uid {sandbox.uid}, no network, private mounts, "
+            f"local: uid {sandbox.uid}, no network, private mounts and IPC, "
             f"{memory}, {sandbox.processes} processes"
         )
 
@@ -125,6 +140,21 @@ class LocalBackend:
             running = list(self._running)
         for pid in running:
             _kill_group(pid)
+
+    def close(self) -> None:
+        """Remove this backend's memory cgroups (their processes are gone by now)."""
+        with self._lock:
+            groups, self._groups = self._groups, set()
+        for group in groups:
+            cgroups.remove(group)
+
+
+def _cgroup_limit_mb(sandbox: SandboxConfig) -> int:
+    """The memory limit of a sandbox's cgroup, in MiB (as the kernel holds it)."""
+    try:
+        return int(Path(sandbox.cgroup, "memory.limit_in_bytes").read_text()) // 2**20
+    except (OSError, ValueError):
+        return sandbox.memory_mb
 
 
 def _kill_group(pid: int) -> None:
