@@ -19,7 +19,10 @@ Rules, and what each defends against:
   timer and IPC noise; the student runs the same repetitions;
 - student and reference samples alternate (A B A B), so drifts of the machine hit
   both; the ratio is median(student) / median(reference), per size, and sizes
-  combine by geometric mean.
+  combine by geometric mean;
+- while the reference runs, every process of the student's code is stopped
+  (`pause`, the student worker's `paused`): helpers that student code leaves
+  spinning to slow the reference's samples down get no CPU then.
 Limits: student code runs in the same process as the probe, so a student who
 rewrites the worker's protocol could in principle defer work; the output checks
 make that a deliberate attack, not an accident.
@@ -32,6 +35,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,8 +72,12 @@ def compare(
     atol: float = 1e-6,
     seed: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    pause: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> TimingResult:
-    """Time `probe` on both sides for every size of `check`; see the module docstring."""
+    """Time `probe` on both sides for every size of `check`; see the module docstring.
+
+    `pause()`: a context in which nothing of the student's code runs, entered
+    around every call to the reference."""
     rng = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**31))
     per_size: dict[int, float] = {}
     reps_used: dict[int, int] = {}
@@ -78,9 +86,10 @@ def compare(
         def sample(
             runner: ProbeRunner, base: int, reps: int, keep: int, size: int = size
         ) -> tuple[float, Any]:
-            start = clock()
-            value = runner.run(probe, base, size, reps, keep)
-            return clock() - start, value
+            with pause() if runner is reference else nullcontext():
+                start = clock()
+                value = runner.run(probe, base, size, reps, keep)
+                return clock() - start, value
 
         base = rng.randrange(2**30)
         _, ref_value = sample(reference, base, 1, 0)

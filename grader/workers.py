@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,32 @@ class Worker:
 
     close = kill
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold every process of this worker's code stopped (SIGSTOP) for the block.
+
+        The harness times the reference inside such a block: student code that starts
+        helpers to slow the reference's timed runs down (spinning on the cores while
+        its own code is not being timed) has nothing running then. With a sandbox,
+        that is every process of its uid; without one, the worker's process group.
+        """
+        if self.process is None or not self.alive:
+            yield
+            return
+        if self.sandbox is not None:
+            if not stop_uid(self.sandbox.uid):
+                # It forks faster than it can be stopped: it does not get to run on.
+                self.kill()
+        else:
+            _signal_group(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            if self.sandbox is not None:
+                continue_uid(self.sandbox.uid)
+            elif self.process is not None:
+                _signal_group(self.process.pid, signal.SIGCONT)
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -189,6 +217,13 @@ class Worker:
         if code is None and process is not None:
             return WorkerDied("the worker closed its connection to the grader")
         return WorkerDied(describe_exit(code))
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def describe_exit(code: int | None) -> str:
@@ -262,3 +297,51 @@ def _zombie(pid: str) -> bool:
     """True for a process that has exited and waits to be reaped."""
     with open(f"/proc/{pid}/stat", "rb") as handle:
         return handle.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+
+
+def _state(pid: str) -> bytes:
+    """A process's one-letter state (R running, S sleeping, T stopped, Z zombie, ...)."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[-1].split()[0]
+
+
+def _pids_of(uid: int) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    found.append(entry)
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def stop_uid(uid: int, rounds: int = 50) -> bool:
+    """SIGSTOP every process of `uid` until a scan finds none left running; True when
+    that state was reached (a process that forks as fast as it can may take a few
+    rounds: its children appear in the next scan, already stopped or not)."""
+    if uid == 0:
+        raise ValueError("refusing to stop every process of root")
+    for _ in range(rounds):
+        running = False
+        for pid in _pids_of(uid):
+            try:
+                if _state(pid) not in (b"T", b"t", b"Z", b"X"):
+                    running = True
+                    os.kill(int(pid), signal.SIGSTOP)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        if not running:
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def continue_uid(uid: int) -> None:
+    """SIGCONT every process of `uid` (undoes `stop_uid`)."""
+    for pid in _pids_of(uid):
+        try:
+            os.kill(int(pid), signal.SIGCONT)
+        except ProcessLookupError:
+            continue

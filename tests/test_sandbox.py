@@ -13,6 +13,7 @@ import socket
 import sys
 import sysconfig
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,28 @@ def test_the_memory_limit_holds_for_all_processes_together(confined, tmp_path: P
     finally:
         worker.kill()
         assert cgroups.remove(group)
+
+
+def test_paused_stops_every_process_of_the_student_and_resumes_them(confined):
+    """The harness times the reference inside `paused`: a student's helper spinning
+    on a core is stopped for that time, then runs on."""
+    worker, _ = confined
+    source = (
+        "def probe(python):\n"
+        "    import subprocess\n"
+        "    spin = subprocess.Popen([python, '-c', 'while True: pass'])\n"
+        "    return spin.pid\n"
+    )
+    run(worker, source, sys.executable)
+    from grader.workers import _pids_of, _state
+
+    def states() -> set[bytes]:
+        return {_state(pid) for pid in _pids_of(worker.sandbox.uid)}
+
+    assert b"R" in states()
+    with worker.paused():
+        assert states() <= {b"T", b"t"}
+        time.sleep(0.2)
+        assert states() <= {b"T", b"t"}
+    time.sleep(0.2)
+    assert b"R" in states()

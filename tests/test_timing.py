@@ -123,3 +123,36 @@ def test_hopeless_student_stops_early():
     _, student, _ = compare(1.0)  # 1000x slower
     timed = [c for c in student.calls if c[2] > 1]
     assert len(timed) == len(CHECK.sizes)  # one sample per size, then it stops
+
+
+def test_every_reference_call_and_no_student_call_runs_paused():
+    """While the reference runs, student code is stopped (its worker's `paused`), so
+    helpers it leaves spinning cannot slow the reference's samples down."""
+    from contextlib import contextmanager
+
+    clock = Clock()
+    student, reference = Runner(clock, 0.001), Runner(clock, 0.001)
+    student.side, reference.side = "S", "R"
+    state = {"paused": False}
+    seen = []
+
+    @contextmanager
+    def pause():
+        assert not state["paused"]
+        state["paused"] = True
+        try:
+            yield
+        finally:
+            state["paused"] = False
+
+    for runner in (student, reference):
+        run = runner.run
+
+        def recording(*args, run=run, runner=runner):
+            seen.append((runner.side, state["paused"]))
+            return run(*args)
+
+        runner.run = recording
+    timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock, pause=pause)
+    assert {side for side, _ in seen} == {"S", "R"}
+    assert all(paused == (side == "R") for side, paused in seen), seen
