@@ -8,6 +8,10 @@ Layout of the output folder:
     OUT/hwN/gradebook.csv                Canvas gradebook import
     OUT/hwN/junit.xml                    one suite per submission
 
+An entry refused by its name (not usable, a report's, or shared by two entries:
+`intake.screen`) is rejected without being read; its files go to
+OUT/hwN/_<name>-<hash>/ when the name itself cannot be a folder there.
+
 Each result.json is written atomically, and only once its submission is fully
 graded, keyed by a hash of the submission, the assignment and the grader
 version: a rerun skips every submission whose key matches (after a crash or
@@ -17,9 +21,12 @@ grades everything again.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -27,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import grader
 from grader import intake, results
 from grader.gpus import GpuPool
 from grader.grade import Backend, Context, grade_submission, result_key
@@ -47,6 +55,12 @@ class BatchResult:
 def discover(folder: Path) -> list[Path]:
     """The submissions in a folder: each visible sub-folder or file, sorted."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def hidden(folder: Path) -> list[str]:
+    """The hidden entries of a folder (.git, .DS_Store), which `discover` skips, as
+    `intake.shown`."""
+    return sorted(intake.shown(p) for p in folder.iterdir() if p.name.startswith("."))
 
 
 def grade_batch(
@@ -72,15 +86,22 @@ def grade_batch(
     folder.mkdir(parents=True, exist_ok=True)
     done: dict[str, results.SubmissionResult] = {}
     todo: list[Path] = []
-    for path in submissions:
+    unsaved: list[str] = []
+    to_grade, refused = intake.screen(submissions)
+    for path in to_grade:
         previous = None if regrade else _previous(ctx, path, folder)
         if previous is not None:
             done[previous.submission] = previous
         else:
             todo.append(path)
-    on_start(len(submissions), len(todo))
+    on_start(len(submissions), len(todo) + len(refused))
     for result in done.values():
         on_done(result, True)
+    for entry in refused:
+        result = _refused(ctx, entry)
+        _save(result, folder, unsaved)
+        done[result.submission] = result
+        on_done(result, False)
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(max(1, jobs)):
         slots.put(slot)
@@ -105,7 +126,7 @@ def grade_batch(
             futures = [pool.submit(work, path) for path in todo]
             for future in as_completed(futures):
                 result = future.result()
-                _save(result, folder)
+                _save(result, folder, unsaved)
                 done[result.submission] = result
                 on_done(result, False)
         except KeyboardInterrupt as exc:
@@ -124,11 +145,11 @@ def grade_batch(
         with shielded():
             shutil.rmtree(scratch, ignore_errors=True)
     ordered = tuple(done[name] for name in sorted(done))
-    warnings = write_batch_reports(ctx, ordered, folder, roster)
+    warnings = unsaved + write_batch_reports(ctx, ordered, folder, roster)
     return BatchResult(
         ordered,
-        graded=len(todo),
-        reused=len(ordered) - len(todo),
+        graded=len(todo) + len(refused),
+        reused=len(ordered) - len(todo) - len(refused),
         out=folder,
         warnings=tuple(warnings),
     )
@@ -160,10 +181,42 @@ def _previous(ctx: Context, path: Path, folder: Path) -> results.SubmissionResul
     return previous
 
 
-def _save(result: results.SubmissionResult, folder: Path) -> None:
-    """Reports first, result.json last: its presence means the submission is done."""
-    target = folder / result.submission
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "feedback.md").write_text(markdown.feedback(result), encoding="utf-8")
-    gradescope.write_gradescope(result, target / "results.json")
-    write_json_atomic(target / "result.json", results.to_dict(result))
+def _refused(ctx: Context, entry: intake.Refused) -> results.SubmissionResult:
+    """The rejected result of an entry refused by its name (nothing of it is read)."""
+    a = ctx.assignment
+    return results.SubmissionResult(
+        assignment=a.id,
+        submission=entry.label,
+        key="",
+        grader_version=grader.__version__,
+        status="rejected",
+        score=0.0,
+        max_score=float(a.points),
+        reason=entry.reason,
+        started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def report_folder(submission: str) -> str:
+    """The folder of a result's files in OUT/hwN/: the submission's name when it is a
+    usable one (`intake.NAME`) and not a report's, else `_<name with _ for odd
+    characters>-<hash>`, which no usable name can be (none starts with _)."""
+    if intake.NAME.fullmatch(submission) and submission.casefold() not in intake.RESERVED_NAMES:
+        return submission
+    slug = re.sub(r"[^A-Za-z0-9._@+-]", "_", submission)[:64]
+    digest = hashlib.sha256(submission.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"_{slug}-{digest}"
+
+
+def _save(result: results.SubmissionResult, folder: Path, unsaved: list[str]) -> None:
+    """Reports first, result.json last: its presence means the submission is done.
+    A result that cannot be written is told in `unsaved` (the batch goes on; a rerun
+    grades it again)."""
+    target = folder / report_folder(result.submission)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "feedback.md").write_text(markdown.feedback(result), encoding="utf-8")
+        gradescope.write_gradescope(result, target / "results.json")
+        write_json_atomic(target / "result.json", results.to_dict(result))
+    except (OSError, UnicodeError) as exc:
+        unsaved.append(f"{result.submission}: its reports could not be written in {target}: {exc}")

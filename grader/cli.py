@@ -237,8 +237,10 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
 
     from grader.backends.local import LocalBackend
+    from grader.intake import one_line, visible
     from grader.reports import table
 
     if args.jobs < 1:
@@ -247,7 +249,7 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
     roster = Path(args.roster) if args.roster else None
     if roster is not None and not roster.is_file():
         raise LlmsysError(
-            f"roster {roster} does not exist",
+            f"roster {roster} " + ("is not a file" if roster.exists() else "does not exist"),
             "export it from Canvas: Grades > Export, and pass the CSV file",
         )
     expected = commands.expected_scores(Path(args.expect), args.assignment) if args.expect else None
@@ -286,10 +288,13 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
 
     def on_done(result: results.SubmissionResult, reused: bool) -> None:
         note = " (earlier result)" if reused else f" in {result.duration_s:.1f} s"
-        reason = f": {result.reason}" if result.reason else ""
+        reason = f": {one_line(result.reason)}" if result.reason else ""
+        # Text: names and reasons come from submissions, and are never markup.
         progress.console.print(
-            f"  {result.submission}: {result.status} "
-            f"{result.score:g}/{result.max_score:g}{note}{reason}"
+            Text(
+                f"  {visible(result.submission)}: {result.status} "
+                f"{result.score:g}/{result.max_score:g}{note}{reason}"
+            )
         )
         progress.advance(bar["id"])
 
@@ -317,25 +322,27 @@ def _grade(args: argparse.Namespace, root: Path, out: Console) -> int:
     ]
     out.print(table.render(batch.results, tasks))
     for warning in batch.warnings:
-        out.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
-    out.print(f"{batch.graded} graded, {batch.reused} reused; reports in {batch.out}")
+        out.print(Text.assemble(("warning:", "yellow"), " ", one_line(warning)))
+    out.print(f"{batch.graded} graded, {batch.reused} reused; reports in {batch.out}", markup=False)
     errors = [r.submission for r in batch.results if r.status == "error"]
     if errors:
-        shown = ", ".join(errors[:5]) + (", ..." if len(errors) > 5 else "")
+        shown = ", ".join(visible(e) for e in errors[:5]) + (", ..." if len(errors) > 5 else "")
         out.print(
-            f"[yellow]{len(errors)} submission(s) ended with an error ({shown}): run the "
-            "same command again to grade them; finished results are kept[/]",
-            markup=True,
+            Text(
+                f"{len(errors)} submission(s) ended with an error ({shown}): run the "
+                "same command again to grade them; finished results are kept",
+                style="yellow",
+            )
         )
     if expected is not None:
         problems = commands.compare_expected(batch.results, expected)
         for problem in problems:
-            out.print(f"  [red]✗[/] {escape(problem)}", markup=True)
+            out.print(f"  [red]✗[/] {escape(one_line(problem))}", markup=True, emoji=False)
         if problems:
-            out.print(f"[bold red]FAILED[/]: scores differ from {args.expect}", markup=True)
+            out.print(f"[bold red]FAILED[/]: scores differ from {escape(args.expect)}", markup=True)
             return int(ExitCode.CHECK_FAILED)
         out.print(
-            f"[bold green]ok[/]: all {len(batch.results)} scores as {args.expect} expects",
+            f"[bold green]ok[/]: all {len(batch.results)} scores as {escape(args.expect)} expects",
             markup=True,
         )
     return int(ExitCode.CHECK_FAILED) if errors else 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,8 +107,12 @@ def grade(
     gpus: GpuPool | None = None,
     **callbacks: Any,
 ) -> BatchResult:
-    """Grade every submission in the folder `submissions` into `out`."""
-    from grader import batch, grade
+    """Grade every submission in the folder `submissions` into `out`.
+
+    Bad arguments (the folders, the roster) are LlmsysErrors before anything is graded;
+    hidden entries of `submissions` are skipped, and listed in the batch's warnings."""
+    from grader import batch, grade, intake
+    from grader.reports import canvas
 
     course = Course.load(root)
     a = course.get(assignment_id)
@@ -116,10 +121,18 @@ def grade(
             f"{submissions} is not a folder",
             "pass the folder that holds one folder or .zip per student",
         )
-    found = batch.discover(submissions)
+    try:
+        found, hidden = batch.discover(submissions), batch.hidden(submissions)
+    except OSError as exc:
+        raise LlmsysError(
+            f"cannot read {submissions}: {exc.strerror or exc}",
+            "pass a folder you may read, which holds one folder or .zip per student",
+        ) from None
+    listed = ", ".join(hidden[:10]) + (f" and {len(hidden) - 10} more" if len(hidden) > 10 else "")
+    skipped = f"skipped {listed}: hidden entries are not submissions" if hidden else ""
     if not found:
         raise LlmsysError(
-            f"{submissions} holds no submission",
+            f"{submissions} holds no submission" + (f" ({skipped})" if hidden else ""),
             "each student's submission is a folder or a .zip in it",
         )
     if out.resolve() == submissions.resolve() or submissions.resolve() in out.resolve().parents:
@@ -134,10 +147,28 @@ def grade(
         raise LlmsysError(
             f"{a.id}: {exc}", "grade it on a GPU server, choosing the GPUs with --gpus 0,1,..."
         ) from None
+    if roster is not None:
+        canvas.read_roster(roster)  # RosterError now rather than after the grading
+    tip = "pass a folder you may write to (it is made if missing), e.g. --out out"
+    if out.exists() and not out.is_dir():
+        raise LlmsysError(f"--out {out} is a file, not a folder", tip)
+    try:
+        (out / a.id).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out / a.id):
+            pass
+    except OSError as exc:
+        raise LlmsysError(f"cannot write to {out / a.id}: {exc.strerror or exc}", tip) from None
+    for report in (out / a.id / name for name in intake.RESERVED_NAMES):
+        if report.is_dir() and not report.is_symlink():
+            raise LlmsysError(
+                f"{report} is a folder: the batch's report cannot be written there",
+                f"move {report} away (the batch writes it anew)",
+            )
     ctx = grade.context(course, a)
-    return batch.grade_batch(
+    done = batch.grade_batch(
         ctx, found, out, backend, jobs=jobs, regrade=regrade, roster=roster, gpus=pool, **callbacks
     )
+    return replace(done, warnings=(skipped, *done.warnings)) if skipped else done
 
 
 def write_examples(root: Path, assignment_id: str, out: Path) -> list[Path]:

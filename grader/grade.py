@@ -35,6 +35,9 @@ from grader.plugin import read_results
 from grader.results import SubmissionResult
 from grader.sandbox import SandboxConfig
 
+#: The first run's share of `limits.submission_timeout_s` when reruns may follow:
+#: the rest is kept for them, so a slow task cannot take its reruns' time too.
+FIRST_RUN_SHARE = 0.75
 PUBLIC_TESTS = "tests"
 HIDDEN_TESTS = "hidden"
 LOCAL_CONFTEST = "conftest.py"
@@ -250,13 +253,18 @@ def _grade(
     command = _harness_command(backend.python, seen / "harness", "results.json", folders)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "CI": "1",
+        # Not CI=1: pytest would then explain a failed comparison by a full, unbounded diff.
         "LLMSYS_GRADING": "1",
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": str(seen / "harness" / "home"),
     }
-    run = backend.run_harness(command, work, env, a.limits.submission_timeout_s, sandbox, gpus)
+    # One wall-clock bound for the whole submission, reruns included: the first run
+    # gets its share, the composed reruns what is left of it.
+    deadline = clock + a.limits.submission_timeout_s
+    share = a.limits.submission_timeout_s * (FIRST_RUN_SHARE if len(a.tasks) > 1 else 1.0)
+    first_limit = max(1.0, min(share, deadline - time.monotonic()))
+    run = backend.run_harness(command, work, env, first_limit, sandbox, gpus)
     notices = [f"file {path} missing from submission" for path in taken.missing]
     if sandbox is None:
         notices.append("student code ran without a sandbox (the grader was not run as root)")
@@ -282,8 +290,9 @@ def _grade(
         )
     if run.timed_out:
         notices.append(
-            f"the submission's time limit ({a.limits.submission_timeout_s:g} s) "
-            "was reached; tests that had not run score 0"
+            f"the first run of the tests reached its share ({first_limit:.0f} s) of the "
+            f"submission's time limit ({a.limits.submission_timeout_s:g} s); tests that had "
+            "not run then ran again in what was left, and those that never ran score 0"
         )
     not_run = (
         "did not run: the submission's time limit was reached"
@@ -304,13 +313,14 @@ def _grade(
             duration_s=round(time.monotonic() - clock, 3),
             **base,
         )
-    if not run.timed_out:
-        rescued = _composed_pass(ctx, taken, own_tree, records, work, env, backend, sandbox, gpus)
-        for task_id, count in rescued.items():
-            notices.append(
-                f"{count} test(s) of {task_id} failed only through your files of other "
-                "tasks: with working ones in their place they pass, and get their points"
-            )
+    rescued = _composed_pass(
+        ctx, taken, own_tree, records, work, env, backend, sandbox, deadline, gpus
+    )
+    for task_id, count in rescued.items():
+        notices.append(
+            f"{count} test(s) of {task_id} failed, or did not run, only through your files "
+            "of other tasks: with working ones in their place they pass, and get their points"
+        )
     tests = scoring.score_tests(a, records, taken.missing, not_run)
     tasks = scoring.score_tasks(a, tests)
     return SubmissionResult(
@@ -337,6 +347,12 @@ def _harness_command(python: str, harness: Path, results: str, targets: list[str
         "pytest",
         "-q",
         "--tb=no",
+        # An assertion's explanation is cut at these sizes, and so is the work of
+        # building it (pytest diffs only what it will show).
+        "-o",
+        "truncation_limit_lines=40",
+        "-o",
+        "truncation_limit_chars=4000",
         "-p",
         "no:cacheprovider",
         "-p",
@@ -358,24 +374,33 @@ def _composed_pass(
     env: dict[str, str],
     backend: Backend,
     sandbox: SandboxConfig | None,
+    deadline: float,
     gpus: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Rerun each task's failed tests on the reference with only that task's files
-    taken from the submission, so that one broken task costs only its own points.
+    taken from the submission, so that one broken task costs only its own points;
+    and its tests that did not run (the first run reached its share of the time
+    limit), so that one slow task does not take the others' points with it.
 
     The student's code shares the sandbox with reference code here, so nothing of
     this run reaches the student but pass/fail: a test that passes is marked
     `composed_pass` in its first-run record (whose output stays the feedback).
-    `own_tree` is the first pass's student tree; it is put back at the end.
+    `own_tree` is the first pass's student tree; it is put back at the end. All
+    reruns end by `deadline` (time.monotonic()), the submission's own.
     Returns task id -> how many tests passed this way.
     """
     a = ctx.assignment
     if len(a.tasks) < 2:
         return {}
     failed: dict[str, list[str]] = {}
+    not_run: set[str] = set()
     for r in records:
-        if r.get("outcome") in ("failed", "error") and r.get("phase") != "collect":
+        if r.get("phase") == "collect":
+            continue
+        if r.get("outcome") in ("failed", "error", "did_not_run"):
             failed.setdefault(str(r.get("task")), []).append(str(r["nodeid"]))
+        if r.get("outcome") == "did_not_run":
+            not_run.add(str(r["nodeid"]))
     # Tasks whose composed trees are equal (typically: every file of theirs is the
     # reference's) share one rerun.
     groups: dict[tuple[tuple[str, bytes], ...], list[str]] = {}
@@ -388,11 +413,12 @@ def _composed_pass(
         tree = dict(ctx.reference)
         tree.update({rel: data for rel, data in taken.files.items() if rel in mine})
         if all(tree.get(rel) == own_tree.get(rel) for rel in set(tree) | set(own_tree)):
-            continue  # the same tree as the first run: nothing to learn
+            # The same tree as the first run: only what did not run is worth a run.
+            failed[task.id] = [nodeid for nodeid in failed[task.id] if nodeid in not_run]
+            if not failed[task.id]:
+                continue
         groups.setdefault(tuple(sorted(tree.items())), []).append(task.id)
     rescued: dict[str, int] = {}
-    # All reruns together get one more submission time limit, not one each.
-    deadline = time.monotonic() + a.limits.submission_timeout_s
     student_dir, harness = work / "student", work / "harness"
     for n, (tree_items, task_ids) in enumerate(groups.items()):
         starter.write_tree(dict(tree_items), student_dir)
@@ -402,9 +428,11 @@ def _composed_pass(
         command = _harness_command(
             backend.python, backend.place(work) / "harness", results_path.name, targets
         )
-        left = deadline - time.monotonic()
+        # An equal share of what is left for each rerun still to come: one task whose
+        # code hangs cannot take the others' reruns' time.
+        left = (deadline - time.monotonic()) / (len(groups) - n)
         if left <= 1:
-            break
+            continue
         backend.run_harness(command, work, env, left, sandbox, gpus)
         try:
             rerun = read_results(results_path)["tests"]

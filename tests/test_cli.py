@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,12 @@ def test_console_script_is_installed():
         (["hw1", "{subs}", "--gpus", "cuda:0"], "--gpus takes GPU indices", "--gpus 0,1"),
         (["hw1", "{subs}", "--gpu-share", "0"], "--gpu-share must be at least 1", "--gpus 0,1"),
         (["hw1", "{subs}", "--roster", "{tmp}/no.csv"], "does not exist", "Grades > Export"),
+        (["hw1", "{subs}", "--roster", "{tmp}/binary.csv"], "not UTF-8 text", "Grades > Export"),
+        (["hw1", "{subs}", "--roster", "{tmp}/empty.csv"], "the file is empty", "Grades > Export"),
+        (["hw1", "{subs}", "--roster", "{tmp}/names.csv"], "no column 'Student'", "Grades > Exp"),
+        (["hw1", "{subs}", "--out", "{tmp}/bad.toml"], "is a file, not a folder", "--out out"),
+        (["hw1", "{subs}", "--out", "/proc/llmsys-out"], "cannot write to", "--out out"),
+        (["hw1", "{subs}", "--out", "{tmp}/taken"], "junit.xml is a folder", "move"),
         (["hw1", "{subs}", "--expect", "{tmp}/no.toml"], "cannot read", "existing TOML"),
         (["hw1", "{subs}", "--expect", "{tmp}/bad.toml"], "needs a number `score`", "score ="),
     ],
@@ -108,10 +115,15 @@ def test_grade_bad_inputs_exit_2_with_a_tip(
     submission(subs, "ann", GOOD_OPS)
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.toml").write_text('[hw1.ann]\nscore = "ten"\n')
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "names.csv").write_text("Name,Score\r\nAlice,5\r\n")
+    (tmp_path / "taken/hw1/junit.xml").mkdir(parents=True)
     argv = [a.format(subs=subs, tmp=tmp_path) for a in argv]
     code, _, err = run(capsys, "--root", str(graded_course), "grade", *argv)
     assert code == 2, err
     assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == (2 if tip else 1), err  # one line and a tip
     if tip:
         assert "tip:" in err and tip in err
 
@@ -221,3 +233,214 @@ def test_verify_says_why_a_gpu_assignment_was_not_verified(capsys, monkeypatch):
     assert code == 0, out + err
     assert "notice: hw2 not verified: needs 1 CUDA GPU(s) and this host has none" in out
     assert "ok:" not in out  # nothing was verified, so nothing is claimed
+
+
+# --- `llmsys grade` on hostile batches: every entry gets a result, every report is written
+
+
+@pytest.fixture
+def fast_grading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grading without running tests: full points for whatever is taken in (these tests
+    are about intake, names, printing and reports)."""
+    from grader import grade
+    from grader.results import SubmissionResult, TaskScore
+
+    def full_marks(ctx, taken, key, work, backend, slot, base, clock, *args):
+        tasks = tuple(
+            TaskScore(t.id, t.title, float(t.points), float(t.points)) for t in ctx.assignment.tasks
+        )
+        return SubmissionResult(
+            submission=taken.name,
+            key=key,
+            status="graded",
+            score=sum(t.points for t in tasks),
+            tasks=tasks,
+            **base,
+        )
+
+    monkeypatch.setattr(grade, "_grade", full_marks)
+
+
+def grade_batch_cli(
+    capsys: pytest.CaptureFixture[str], course: Path, subs: Path, out: Path, *extra: str
+) -> tuple[int, str, str]:
+    return run(capsys, "--root", str(course), "grade", "hw1", str(subs), "--out", str(out), *extra)
+
+
+def saved(out: Path, label: str) -> dict:
+    from grader.batch import report_folder
+
+    return json.loads((out / "hw1" / report_folder(label) / "result.json").read_text())
+
+
+def gradebook_names(out: Path) -> list[str]:
+    import csv
+
+    with open(out / "hw1/gradebook.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    return [row[3] or row[0] for row in rows if row[0] != "Points Possible"]
+
+
+def junit_names(out: Path) -> list[str]:
+    from junitparser.xunit2 import JUnitXml
+
+    return [suite.name for suite in JUnitXml.fromfile(str(out / "hw1/junit.xml"))]
+
+
+def test_grade_shows_brackets_and_escapes_as_text(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading
+):
+    import zipfile
+
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    with zipfile.ZipFile(subs / "bob.zip", "w") as archive:
+        archive.writestr("../[/b]", "x")  # rich would read [/b] as a closing tag
+    with zipfile.ZipFile(subs / "cid.zip", "w") as archive:
+        archive.writestr("x\x1b[2J/mini/ops.py", GOOD_OPS)  # ESC [2J clears the screen
+        archive.writestr("y/mini/ops.py", GOOD_OPS)
+    submission(subs, "dee\x1b]0;owned\x07", GOOD_OPS)  # sets the terminal's title
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
+    assert code == 0, out + err
+    assert "Traceback" not in out + err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "bob: rejected 0/10" in out
+    assert "the zip entry '../[/b]' points outside the archive" in out
+    assert r"mini/ops.py appears more than once: x\x1b[2J/mini/ops.py, y/mini/ops.py" in out
+    assert r"dee\x1b]0;owned\x07/: rejected 0/10" in out
+    assert r"the name 'dee\x1b]0;owned\x07' is not usable" in out
+    assert saved(tmp_path / "out", "ann")["score"] == 10
+    assert junit_names(tmp_path / "out") == ["ann", "bob", "cid", r"dee\x1b]0;owned\x07/"]
+
+
+def test_grade_rejects_a_name_that_is_not_utf8_and_grades_the_rest(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading
+):
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    os.mkdir(bytes(subs) + b"/caf\xe9")
+    (subs / "caf\udce9" / "mini").mkdir()  # the same folder: Python's name for byte 0xe9
+    (subs / "caf\udce9" / "mini/ops.py").write_text(GOOD_OPS)
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
+    assert code == 0, out + err
+    assert "Traceback" not in out + err
+    assert r"caf\udce9/: rejected 0/10" in out
+    assert r"the name 'caf\udce9' is not usable" in out
+    result = saved(tmp_path / "out", r"caf\udce9/")
+    assert result["status"] == "rejected" and result["submission"] == r"caf\udce9/"
+    assert saved(tmp_path / "out", "ann")["score"] == 10
+    assert gradebook_names(tmp_path / "out") == ["ann", r"caf\udce9/"]
+    assert junit_names(tmp_path / "out") == ["ann", r"caf\udce9/"]
+    # Nothing named with the raw bytes was made in the output folder.
+    assert all(b"\xe9" not in os.fsencode(p) for p in (tmp_path / "out").rglob("*"))
+
+
+def test_grade_rejects_the_names_of_the_batch_reports(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading
+):
+    import zipfile
+
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    submission(subs, "junit.xml", GOOD_OPS)
+    (subs / "gradebook.csv").write_text("Student,ID\n")
+    with zipfile.ZipFile(subs / "JUNIT.XML.zip", "w") as archive:
+        archive.writestr("mini/ops.py", GOOD_OPS)
+    out_dir = tmp_path / "out"
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, out_dir)
+    assert code == 0, out + err
+    assert "Traceback" not in out + err
+    for label, name in [
+        ("junit.xml/", "junit.xml"),
+        ("gradebook.csv", "gradebook.csv"),
+        ("JUNIT.XML.zip", "JUNIT.XML"),
+    ]:
+        result = saved(out_dir, label)
+        assert result["status"] == "rejected"
+        assert result["reason"].startswith(f"the name {name} is reserved for a report")
+    assert (out_dir / "hw1/junit.xml").is_file() and (out_dir / "hw1/gradebook.csv").is_file()
+    assert junit_names(out_dir) == ["JUNIT.XML.zip", "ann", "gradebook.csv", "junit.xml/"]
+    # A rerun reuses ann and finds its reports where they were.
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, out_dir)
+    assert code == 0, out + err
+    assert "1 submission(s) ended" not in out and "ann: graded 10/10 (earlier result)" in out
+
+
+def test_grade_keeps_both_of_two_submissions_of_one_name(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading
+):
+    import zipfile
+
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "alice", GOOD_OPS)
+    with zipfile.ZipFile(subs / "alice.zip", "w") as archive:
+        archive.writestr("mini/ops.py", GOOD_OPS)
+    submission(subs, "bob", GOOD_OPS)
+    out_dir = tmp_path / "out"
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, out_dir)
+    assert code == 0, out + err
+    reason = "two submissions are named alice (alice.zip and alice/): keep one"
+    for label in ("alice/", "alice.zip"):
+        assert f"{label}: rejected 0/10 in 0.0 s: {reason}" in out
+        assert saved(out_dir, label)["reason"] == reason
+    assert saved(out_dir, "bob")["score"] == 10
+    assert gradebook_names(out_dir) == ["alice.zip", "alice/", "bob"]
+
+
+def test_grade_lists_the_hidden_entries_it_skips(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading
+):
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    (subs / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    submission(subs, ".git", None)
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
+    assert code == 0, out + err
+    warning = "warning: skipped .DS_Store, .git/: hidden entries are not submissions"
+    assert warning in out
+    assert out.index("Grading results") < out.index(warning)  # after the table
+    assert "1 graded, 0 reused" in out
+    # A folder of hidden entries alone holds no submission, and says what it skipped.
+    (subs / "ann").rename(tmp_path / "ann")
+    code, _, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
+    assert code == 2
+    assert "holds no submission (skipped .DS_Store, .git/: hidden entries" in err
+
+
+def test_grade_goes_on_when_a_submission_cannot_be_saved(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading
+):
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    submission(subs, "bob", GOOD_OPS)
+    (tmp_path / "out/hw1").mkdir(parents=True)
+    (tmp_path / "out/hw1/ann").write_text("in the way")
+    code, out, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
+    assert code == 0, out + err
+    assert "warning: ann: its reports could not be written in" in out
+    assert saved(tmp_path / "out", "bob")["score"] == 10
+    assert gradebook_names(tmp_path / "out") == ["ann", "bob"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_grade_out_in_a_read_only_folder_exits_2(graded_course: Path, tmp_path: Path, capsys):
+    from tests.conftest import GOOD_OPS, submission
+
+    submission(tmp_path / "subs", "ann", GOOD_OPS)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    code, _, err = grade_batch_cli(capsys, graded_course, tmp_path / "subs", locked / "out")
+    assert code == 2, err
+    assert "cannot write to" in err and "Permission denied" in err and "tip:" in err

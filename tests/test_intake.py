@@ -100,3 +100,82 @@ def test_unsafe_names_are_rejected(tmp_path: Path):
     odd.mkdir()
     with pytest.raises(Rejected, match="not usable"):
         intake.take(odd, SUBMIT)
+
+
+def test_visible_writes_out_what_a_terminal_would_obey():
+    assert intake.visible("plain name [b] é") == "plain name [b] é"
+    assert intake.visible("a\x1b[2Jb\x07\u202ec\udce9") == r"a\x1b[2Jb\x07\u202ec\udce9"
+    assert intake.one_line("line one\n\tline\x1b two") == r"line one line\x1b two"
+
+
+def test_unreadable_submission_is_rejected_not_raised(tmp_path: Path, monkeypatch):
+    (tmp_path / "hal/pkg").mkdir(parents=True)
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(Rejected, match="the submission cannot be read: Permission denied"):
+        intake.take(tmp_path / "hal", SUBMIT)
+
+
+def test_names_in_reasons_are_shown_escaped(tmp_path: Path):
+    path = make_zip(tmp_path / "ivy.zip", {"a\x1b[2J/pkg/ops.py": b"1", "b/pkg/ops.py": b"2"})
+    with pytest.raises(Rejected) as info:
+        intake.take(path, SUBMIT)
+    assert "\x1b" not in str(info.value)
+    assert r"a\x1b[2J/pkg/ops.py" in str(info.value)
+
+
+def screened(folder: Path) -> tuple[list[str], dict[str, str]]:
+    graded, refused = intake.screen(sorted(folder.iterdir()))
+    return [p.name for p in graded], {r.label: r.reason for r in refused}
+
+
+def test_screen_refuses_unusable_reserved_and_shared_names(tmp_path: Path):
+    for name in ("ann", "alice", "junit.xml", "-rf", "sp ace", "eve\n"):
+        (tmp_path / name).mkdir()
+    for name in ("alice.zip", "Gradebook.CSV", "junit.xml.zip", "bob.zip"):
+        make_zip(tmp_path / name, {"pkg/ops.py": b"1"})
+    os.mkdir(bytes(tmp_path) + b"/caf\xe9")
+    graded, refused = screened(tmp_path)
+    assert graded == ["ann", "bob.zip"]
+    two = "two submissions are named alice (alice.zip and alice/): keep one"
+    junit = "the name junit.xml is reserved for a report of the batch: rename it"
+    assert refused == {
+        "-rf/": "the name '-rf' is not usable: use letters, digits, and . _ @ + -",
+        "Gradebook.CSV": "the name Gradebook.CSV is reserved for a report of the batch: rename it",
+        "alice.zip": two,
+        "alice/": two,
+        r"eve\n/": r"the name 'eve\n' is not usable: use letters, digits, and . _ @ + -",
+        r"caf\udce9/": r"the name 'caf\udce9' is not usable: use letters, digits, and . _ @ + -",
+        "junit.xml.zip": junit,
+        "junit.xml/": junit,
+        "sp ace/": "the name 'sp ace' is not usable: use letters, digits, and . _ @ + -",
+    }
+
+
+def test_screen_labels_never_name_a_graded_submission(tmp_path: Path):
+    # alice.zip is refused (alice/ has the same name) and labelled "alice.zip", which is
+    # also the name alice.zip.zip would be graded under: that one is refused as well.
+    (tmp_path / "alice").mkdir()
+    for name in ("alice.zip", "alice.zip.zip", "carl.zip"):
+        make_zip(tmp_path / name, {"pkg/ops.py": b"1"})
+    graded, refused = screened(tmp_path)
+    assert graded == ["carl.zip"]
+    assert refused["alice.zip.zip"] == (
+        "two submissions are named alice.zip (alice.zip and alice.zip.zip): keep one"
+    )
+    assert sorted(refused) == ["alice.zip", "alice.zip.zip", "alice/"]
+
+
+def test_screen_labels_are_unique_across_folders(tmp_path: Path):
+    one, two = tmp_path / "one" / "dan", tmp_path / "two" / "dan"
+    one.mkdir(parents=True)
+    two.mkdir(parents=True)
+    graded, refused = intake.screen([one, two])
+    assert graded == []
+    assert sorted(r.label for r in refused) == ["dan/", "dan/'"]
+    assert {r.reason for r in refused} == {
+        "two submissions are named dan (dan/ and dan/): keep one"
+    }

@@ -465,31 +465,126 @@ def test_canvas_roster_needs_student_columns(tmp_path):
         write_gradebook([full_score()], tmp_path / "grades.csv", "HW1", "1", roster)
 
 
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "the file is empty"),
+        (b"\r\n", "the file is empty"),
+        (bytes(range(256)) * 8, "not UTF-8 text"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "not UTF-8 text"),
+        (b"Student,ID,SIS User ID\r\nAnn,1,a\r\n", "no column 'SIS Login ID'"),
+        (b'"unterminated\r\n' + b"x" * 200_000, "not CSV"),
+    ],
+)
+def test_canvas_bad_roster_is_a_usage_error(tmp_path, data, problem):
+    from grader.errors import LlmsysError
+    from grader.reports.canvas import read_roster
+
+    roster = tmp_path / "export.csv"
+    roster.write_bytes(data)
+    with pytest.raises(LlmsysError, match="not a Canvas gradebook export") as info:
+        read_roster(roster)
+    assert problem in info.value.message and "Grades > Export" in info.value.hint
+
+
 # --- terminal table -----------------------------------------------------------------
 
 
+def _table_text(results, tasks, width=200, **kw) -> str:
+    console = Console(record=True, width=width, **kw)
+    console.print(render(results, tasks))
+    return console.export_text()
+
+
 def test_table_renders():
-    weird = _result("[bold]zoe", "error", 0.0, reason="x" * 200)
-    table = render([partial(), rejected(), full_score(), weird], TASKS)
-    console = Console(record=True, width=200)
-    console.print(table)
-    text = console.export_text()
-    lines = [line for line in text.splitlines() if "hw1" not in line]
-    header = next(line for line in text.splitlines() if "submission" in line)
-    for column in ("submission", "status", "hw1.1", "hw1.2", "total", "notes"):
-        assert column in header
-    rows = [line for line in lines if any(n in line for n in ("alice", "Bob", "carol", "zoe"))]
-    # Sorted by name (Python's order: upper case first, "[" between).
-    assert [next(n for n in ("Bob", "[bold]zoe", "alice", "carol") if n in r) for r in rows] == [
-        "Bob",
-        "[bold]zoe",
-        "alice",
-        "carol",
+    weird = _result("[bold]zoe", "error", 0.0, reason="x" * 600)
+    text = _table_text([partial(), rejected(), full_score(), weird], TASKS)
+    table, _, notes = text.partition("notes:")
+    header = [line for line in table.splitlines() if "hw1.1" in line or "submission" in line]
+    assert header[0].split() == ["hw1.1", "hw1.2", "total"]
+    assert header[1].split() == ["submission", "status", "/4", "/6", "/10"]
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] != ["submission"]]
+    rows = [r for r in rows if r and r[0] in ("Bob", "[bold]zoe", "alice", "carol")]
+    # Sorted by name (Python's order: upper case first, "[" between); plain numbers.
+    assert rows == [
+        ["Bob", "graded", "2", "3.5", "5.5"],
+        ["[bold]zoe", "error", "-", "-", "0"],
+        ["alice", "graded", "4", "6", "10"],
+        ["carol", "rejected", "-", "-", "0"],
     ]
-    bob, zoe, alice, carol = rows
-    assert "2/4" in bob and "3.5/6" in bob and "5.5/10" in bob
-    assert "missing file minitorch/extra.py" in bob
-    assert "4/4" in alice and "6/6" in alice and "10/10" in alice
-    assert "rejected" in carol and "-/4" in carol and "0/10" in carol
-    assert "the submission has no minitorch" in carol
-    assert "x" * 59 + "…" in zoe and "x" * 60 not in zoe
+    # The notes, one line each, below the table.
+    lines = notes.strip("\n").splitlines()
+    assert lines[0] == "  Bob: missing file minitorch/extra.py"
+    assert lines[1].startswith("  [bold]zoe: xxx") and lines[1].endswith("x…")
+    assert len(lines[1]) == 200
+    assert lines[2] == "  carol: the submission has no minitorch/operators.py"
+    assert len(lines) == 3
+
+
+def test_table_without_notes_has_no_notes_lines():
+    assert "notes:" not in _table_text([full_score()], TASKS)
+
+
+def test_table_reads_at_80_columns():
+    """A six-task assignment (hw1's) with long names and notes, in an 80-column terminal
+    or a CI log: names whole, numbers whole, notes one line each."""
+    tasks = [(f"hw1.{i}", f"Task {i}", p) for i, p in enumerate((10, 20, 15, 25, 15, 15), 1)]
+    names = [
+        "alexandra.konstantinopoulou",
+        "bartholomew-featherstonehaugh",
+        "christopher.vanderschoot@jhu",
+        "dan",
+    ]
+
+    def graded(name, points, notices=()):
+        return SubmissionResult(
+            assignment="hw1",
+            submission=name,
+            key="k",
+            grader_version="0.1.0",
+            status="graded",
+            score=sum(points),
+            max_score=100.0,
+            tasks=tuple(
+                TaskScore(t, title, s, m) for (t, title, m), s in zip(tasks, points, strict=True)
+            ),
+            notices=notices,
+        )
+
+    sandbox = "student code ran without a sandbox (the grader was not run as root)"
+    results = [
+        graded(names[0], (10, 19.5, 15, 12.25, 0, 15), (sandbox, "file a.py missing " * 20)),
+        graded(names[1], (10, 20, 15, 25, 15, 15), (sandbox,)),
+        graded(names[2], (1, 2, 3, 4, 5, 6.75), (sandbox, "timing\n" * 40)),
+        _result(names[3], "rejected", 0.0, reason="the zip entry '../[/b]' points outside"),
+    ]
+    for soft_wrap in (False, True):  # the CLI's console soft-wraps
+        text = _table_text(results, tasks, width=80, soft_wrap=soft_wrap)
+        lines = text.splitlines()
+        assert max(len(line) for line in lines) <= 80, text
+        table, _, notes = text.partition("notes:")
+        for name in names:
+            assert any(line.split()[:1] == [name] for line in table.splitlines()), name
+        header = next(line.split() for line in table.splitlines() if "hw1.1" in line)
+        assert header == [t[0] for t in tasks] + ["total"]
+        row = next(line.split() for line in table.splitlines() if line.startswith(names[0]))
+        assert row == [names[0], "graded", "10", "19.5", "15", "12.25", "0", "15", "71.75"]
+        assert "…" not in table
+        # The sandbox notice once, not on every line; each note on one line.
+        note_lines = notes.strip("\n").splitlines()
+        assert note_lines[0].startswith("  every graded submission: student code ran without")
+        assert [line.split(":")[0].strip() for line in note_lines[1:]] == [
+            names[0],
+            names[2],
+            names[3],
+        ]
+        assert note_lines[1].endswith("…") and note_lines[2].endswith("…")
+        assert note_lines[3] == "  dan: the zip entry '../[/b]' points outside"
+
+
+def test_table_shows_control_characters_written_out():
+    evil = _result("eve\x1b]0;owned\x07", "rejected", 0.0, reason="bad \x1b[2J entry\nname")
+    text = _table_text([evil], TASKS)
+    assert "\x1b" not in text and "\x07" not in text
+    assert r"eve\x1b]0;owned\x07" in text
+    assert r"bad \x1b[2J entry name" in text

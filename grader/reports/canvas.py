@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader.errors import LlmsysError
 from grader.reports import format_points, write_text_atomic
 from grader.results import SubmissionResult
 
@@ -39,26 +40,49 @@ def assignment_column(assignment_title: str, canvas_assignment_id: str) -> str:
     return assignment_title
 
 
-def _read_roster(roster: Path) -> list[dict[str, str]]:
+class RosterError(LlmsysError, ValueError):
+    """The roster cannot be read as a Canvas gradebook export."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message, "export it from Canvas (Grades > Export) and pass that CSV file as it is"
+        )
+
+
+def _not_export(roster: Path, problem: str) -> RosterError:
+    return RosterError(f"{roster}: not a Canvas gradebook export ({problem})")
+
+
+def read_roster(roster: Path) -> list[dict[str, str]]:
     """Student rows of a Canvas gradebook export (its "Points Possible" and "Muted" /
-    "Manual Posting" rows dropped), keeping only the five student columns."""
-    # utf-8-sig: a file saved by Excel starts with a byte-order mark.
-    with open(roster, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [
-            c for c in ("Student", "ID", "SIS Login ID") if c not in (reader.fieldnames or ())
-        ]
-        if missing:
-            raise ValueError(f"{roster}: not a Canvas gradebook export (no column {missing[0]!r})")
-        rows = []
-        for row in reader:
-            student = (row.get("Student") or "").strip()
-            if POINTS_POSSIBLE in student:
-                continue
-            values = [v for v in row.values() if isinstance(v, str)]
-            if all(_MUTED.match(v) for v in values):
-                continue
-            rows.append({c: (row.get(c) or "").strip() for c in STUDENT_COLUMNS})
+    "Manual Posting" rows dropped), keeping only the five student columns.
+
+    RosterError when it cannot be read, is not UTF-8 CSV text or lacks the columns."""
+    try:
+        # utf-8-sig: a file saved by Excel starts with a byte-order mark.
+        with open(roster, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames
+            if not fields:
+                raise _not_export(roster, "the file is empty")
+            missing = [c for c in ("Student", "ID", "SIS Login ID") if c not in fields]
+            if missing:
+                raise _not_export(roster, f"no column {missing[0]!r}")
+            rows = []
+            for row in reader:
+                student = (row.get("Student") or "").strip()
+                if POINTS_POSSIBLE in student:
+                    continue
+                values = [v for v in row.values() if isinstance(v, str)]
+                if all(_MUTED.match(v) for v in values):
+                    continue
+                rows.append({c: (row.get(c) or "").strip() for c in STUDENT_COLUMNS})
+    except UnicodeDecodeError:
+        raise _not_export(roster, "not UTF-8 text") from None
+    except csv.Error as exc:
+        raise _not_export(roster, f"not CSV: {exc}") from None
+    except OSError as exc:
+        raise RosterError(f"cannot read the roster {roster}: {exc.strerror or exc}") from None
     return rows
 
 
@@ -120,7 +144,7 @@ def write_gradebook(
         for result in graded:
             rows.append([result.submission, "", "", result.submission, "", _score(result)])
     else:
-        roster_rows = _read_roster(roster)
+        roster_rows = read_roster(roster)
         scores: dict[int, SubmissionResult] = {}
         unmatched: list[SubmissionResult] = []
         for result in graded:
