@@ -142,10 +142,15 @@ def grade_submission(
     slot: int = 0,
     threads: int | None = None,
     gpus: tuple[str, ...] = (),
+    markers: str = "",
 ) -> SubmissionResult:
     """Grade one submission in the (empty or absent) folder `work`. Never raises.
 
     `gpus`: the devices this submission's harness may use (chosen by the batch).
+
+    `markers`: a pytest marker expression that selects the tests to run (e.g.
+    "timing" for the timing checks alone, as `benchmarks/timing_stability.py`
+    runs them); by default every test runs.
 
     `threads`: the thread pools of the student's and the reference's code
     (numba, OpenMP); by default `limits.cpus`. A batch grading several
@@ -181,7 +186,7 @@ def grade_submission(
         )
     key = result_key(ctx, taken)
     try:
-        return _grade(ctx, taken, key, work, backend, slot, base, clock, threads, gpus)
+        return _grade(ctx, taken, key, work, backend, slot, base, clock, threads, gpus, markers)
     except Exception as exc:
         # Status "error": a rerun of the batch grades the submission again.
         failed_backend = isinstance(exc, BackendFailure)
@@ -209,6 +214,7 @@ def _grade(
     clock: float,
     threads: int | None = None,
     gpus: tuple[str, ...] = (),
+    markers: str = "",
 ) -> SubmissionResult:
     a = ctx.assignment
     threads = threads or max(1, int(a.limits.cpus))
@@ -250,6 +256,7 @@ def _grade(
     (harness / "config.json").write_text(json.dumps(config, indent=1))
     results_path = harness / "results.json"
     folders = [PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])
+    folders += ["-m", markers] if markers else []
     command = _harness_command(backend.python, seen / "harness", "results.json", folders)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

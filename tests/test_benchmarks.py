@@ -61,3 +61,18 @@ def test_cuda_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
     else:
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert proc.stderr.strip().startswith("error: no CUDA GPU: "), proc.stderr
+
+
+def test_timing_stability_benchmark_prints_its_figures():
+    """One run of hw1's timing checks on the reference (the README's figures come
+    from many runs, with and without a busy host)."""
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/timing_stability.py", "hw1", "--runs", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in ("test_matmul_speed", "test_reduce_speed", "false-penalty rate", "median"):
+        assert figure in proc.stdout
