@@ -105,7 +105,7 @@ class Add(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> tuple[float, float]:
-        """df/da = 1 and df/db = 1, so return (d_output, d_output)."""
+        """The chain rule: (df/da * d_output, df/db * d_output) for f(a, b) = a + b."""
         return d_output, d_output
 
 
@@ -120,7 +120,8 @@ class Mul(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> tuple[float, float]:
-        """df/da = b and df/db = a, so return (b * d_output, a * d_output)."""
+        """The chain rule: (df/da * d_output, df/db * d_output) for f(a, b) = a * b; the
+        partial derivatives need the inputs that `forward` saved."""
         a, b = ctx.saved_values
         return operators.mul(b, d_output), operators.mul(a, d_output)
 
@@ -153,7 +154,7 @@ class EQ(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> tuple[float, float]:
-        """Like `LT`, f is piecewise constant: return (0.0, 0.0)."""
+        """Like `LT`: what is the derivative of a piecewise constant function?"""
         return 0.0, 0.0
 
 
@@ -172,7 +173,7 @@ class Neg(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> float:
-        """f'(a) = -1, so return -d_output."""
+        """The chain rule: f'(a) * d_output for f(a) = -a."""
         return operators.neg(d_output)
 
 
@@ -187,7 +188,7 @@ class Inv(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> float:
-        """f'(a) = -1 / a^2, so return -d_output / a^2 (that is `operators.inv_back`)."""
+        """The chain rule: f'(a) * d_output for f(a) = 1 / a (see `operators.inv_back`)."""
         (a,) = ctx.saved_values
         return operators.inv_back(a, d_output)
 
@@ -203,7 +204,7 @@ class Log(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> float:
-        """f'(a) = 1 / a, so return d_output / a (that is `operators.log_back`).
+        """The chain rule: f'(a) * d_output for f(a) = log(a) (see `operators.log_back`).
 
         Use the exact formula: near 0 the derivative is huge (1e8 at a = 1e-8),
         and "safe" variants such as d_output / (a + 1e-6) are wrong there.
@@ -224,7 +225,7 @@ class Exp(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> float:
-        """f'(a) = e^{a}, so return e^{a} * d_output."""
+        """The chain rule: f'(a) * d_output for f(a) = e^{a}; `forward` saved what it needs."""
         (out,) = ctx.saved_values
         return operators.mul(out, d_output)
 
@@ -241,7 +242,7 @@ class Sigmoid(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> float:
-        """f'(a) = sigmoid(a) * (1 - sigmoid(a)), so return that times d_output.
+        """The chain rule: f'(a) * d_output, where f'(a) = sigmoid(a) * (1 - sigmoid(a)).
 
         It must be right for every float a: e^{-a} overflows for a < -709, so
         do not compute the derivative from e^{-a} directly; reuse sigmoid(a).
@@ -263,7 +264,7 @@ class ReLU(ScalarFunction):
 
     @staticmethod
     def backward(ctx: Context, d_output: float) -> float:
-        """f'(a) = 1 if a > 0 else 0, so return d_output if a > 0 else 0.0.
+        """The chain rule: f'(a) * d_output for f(a) = relu(a) (see `operators.relu_back`).
 
         At a == 0 the derivative is 0, as in `operators.relu_back`.
         """
