@@ -102,7 +102,9 @@ class ResultsRecorder:
             if call.excinfo is not None:
                 record["error_type"] = call.excinfo.typename
                 record["message"] = _truncate(_safe_str(call.excinfo.value))
-                record["longrepr"] = _truncate(format_failure(call.excinfo.value), 8000)
+                record["longrepr"] = _truncate(
+                    format_failure(call.excinfo.value, item.config.rootpath), 8000
+                )
             else:
                 record["longrepr"] = _truncate(str(report.longrepr), 8000)
         elif report.skipped and record["outcome"] == "passed":
@@ -187,7 +189,7 @@ def _record(nodeid: str, task: str | None, points: float | None) -> dict[str, An
 _INTERNAL = ("/site-packages/", "/dist-packages/", "/_pytest/", "/pluggy/", "<frozen ")
 
 
-def format_failure(exc: BaseException) -> str:
+def format_failure(exc: BaseException, root: Path | None = None) -> str:
     """The exception as a traceback of the test's own frames (test files and their
     helpers) and its message, with notes such as Hypothesis's falsifying example.
 
@@ -206,7 +208,12 @@ def format_failure(exc: BaseException) -> str:
         tail = "".join(traceback.format_exception_only(type(exc), exc))
     except Exception:
         tail = f"{type(exc).__name__}: <unprintable>\n"
-    return "".join(traceback.format_list(frames)) + tail
+    text = "".join(traceback.format_list(frames))
+    if root is not None:
+        # Paths of the test files as in the student's repo (tests/test_x.py), not
+        # as in the grader's workspace.
+        text = text.replace(str(root).rstrip("/") + "/", "")
+    return text + tail
 
 
 _GRADER_DIR = str(Path(__file__).resolve().parent) + os.sep

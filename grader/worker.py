@@ -36,6 +36,8 @@ def main(request_fd: int, response_fd: int) -> None:
             SandboxConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sandbox.items()})
         )
     die_with_parent()
+    global _TREE
+    _TREE = config["tree"]
     os.chdir(config["tree"])
     sys.path.insert(0, config["tree"])
     sys.dont_write_bytecode = True
@@ -75,11 +77,19 @@ def resolve(probe: dict[str, str], probes: dict[str, Any]) -> Any:
     return probes[source]
 
 
+#: The student's tree, as this worker sees it: left out of the paths of tracebacks,
+#: which then read as paths of the student's own repo (minitorch/operators.py).
+_TREE = ""
+
+
 def describe(exc: BaseException) -> dict[str, str]:
+    text = "".join(traceback.format_exception(exc))
+    if _TREE:
+        text = text.replace(_TREE.rstrip("/") + "/", "")
     return {
         "type": type(exc).__name__,
         "message": _safe_str(exc),
-        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+        "traceback": text[-8000:],
     }
 
 
