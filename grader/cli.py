@@ -100,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_verify)
 
+    p = sub.add_parser("new", help="write a new assignment's working skeleton")
+    p.add_argument("assignment", metavar="hwN")
+    p.add_argument("--title", required=True, help="its title (one line)")
+    p.add_argument(
+        "--module",
+        default="",
+        help="the module of its first task under solutions/ (default: minitorch/hwN.py)",
+    )
+    p.set_defaults(run=_new)
+
     p = sub.add_parser(
         "examples", help="write an assignment's example submissions whole (examples/expected.toml)"
     )
@@ -219,6 +229,18 @@ def _verify(args: argparse.Namespace, root: Path, out: Console) -> int:
             "passes, starter fails cleanly, each task isolated",
             markup=True,
         )
+    return 0
+
+
+def _new(args: argparse.Namespace, root: Path, out: Console) -> int:
+    written = commands.new(root, args.assignment, args.title, args.module)
+    for path in written:
+        out.print(f"wrote {path}", markup=False)
+    out.print(
+        f"next: llmsys build-starter {args.assignment} && llmsys verify {args.assignment} "
+        "(docs/adding-an-assignment.md goes on from there)",
+        markup=False,
+    )
     return 0
 
 

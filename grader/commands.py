@@ -171,6 +171,13 @@ def grade(
     return replace(done, warnings=(skipped, *done.warnings)) if skipped else done
 
 
+def new(root: Path, assignment_id: str, title: str, module: str = "") -> list[str]:
+    """Write a new assignment's working skeleton (`grader.scaffold`); the paths written."""
+    from grader import scaffold
+
+    return list(scaffold.new_assignment(root, assignment_id, title, module).written)
+
+
 def write_examples(root: Path, assignment_id: str, out: Path) -> list[Path]:
     """Write the example submissions of an assignment whole into `out`, which holds
     nothing else (a rerun rewrites them in place)."""

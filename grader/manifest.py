@@ -8,6 +8,7 @@ and the key.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import sys
@@ -111,6 +112,11 @@ class Assignment:
         "Starter paths a student hands in. Only these are taken from a submission; "
         "everything else comes from the clean starter."
     )
+    extends: str = doc(
+        "An earlier assignment (`hwN`) whose `ship` list this one ships too, before its own "
+        "entries: a course that grows one package lists each assignment's new files only.",
+        default="",
+    )
     dependencies: tuple[str, ...] = doc(
         "pip requirements of the starter (its pyproject.toml).", default=()
     )
@@ -166,8 +172,25 @@ def load_assignment(path: Path, root: Path) -> Assignment:
         raise ManifestError(
             f"{where}: {exc}", "`llmsys validate --schema` lists every key and its type"
         ) from None
+    if assignment.extends:
+        assignment = _extend(assignment, path, root, where)
     _check(assignment, path.parent, root, where)
     return assignment
+
+
+def _extend(a: Assignment, path: Path, root: Path, where: str) -> Assignment:
+    """`a` with the `ship` list of the assignment it extends in front of its own."""
+    match = ASSIGNMENT_ID.match(a.extends)
+    number = ASSIGNMENT_ID.match(path.parent.name)
+    if match is None or number is None or int(match.group(1)) >= int(number.group(1)):
+        raise ManifestError(
+            f"{where}: extends: {a.extends!r} is not an earlier assignment (hwN, N below "
+            f"{path.parent.name}'s)",
+            'e.g. extends = "hw1"',
+        )
+    base = load_assignment(path.parent.parent / a.extends / MANIFEST_NAME, root)
+    ship = base.ship + tuple(entry for entry in a.ship if entry not in base.ship)
+    return dataclasses.replace(a, ship=ship)
 
 
 def _check(a: Assignment, folder: Path, root: Path, where: str) -> None:

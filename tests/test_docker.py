@@ -226,3 +226,29 @@ def test_real_container_killed_at_the_submission_limit_keeps_finished_tests(
     assert by_status["tests/test_mini.py::test_add"] == "passed"
     assert "did_not_run" in by_status.values()
     assert {t.id: t.points for t in result.tasks}["hw1.1"] == 4.0
+
+
+def test_the_image_installs_every_manifests_pinned_dependencies(course: Path):
+    """A student dependency is added in one place, the manifest; it must be pinned."""
+    from grader.backends import image
+
+    (course / "ci").mkdir()
+    (course / "ci/constraints.txt").write_text("pytest==9.2.0\nnumpy==2.4.6\n")
+    (course / "Dockerfile").write_text("FROM scratch\n")
+    (course / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["rich"]\n[project.optional-dependencies]\n'
+    )
+    (course / "README.md").write_text("x\n")
+    (course / "grader").mkdir()
+    assert image.student_dependencies(course) == ["pytest>=8"]
+    before = image.digest(course)
+    manifest = course / "assignments/hw2/assignment.toml"
+    manifest.write_text(
+        manifest.read_text().replace('dependencies = ["pytest>=8"]', 'dependencies = ["numpy>=2"]')
+    )
+    assert image.student_dependencies(course) == ["numpy>=2", "pytest>=8"]
+    assert image.digest(course) != before  # a new dependency builds a new image
+    assert "numpy>=2" in image.requirements(course, [])
+    manifest.write_text(manifest.read_text().replace('"numpy>=2"', '"sacrebleu>=2"'))
+    with pytest.raises(image.ImageError, match="sacrebleu>=2.*ci/constraints.txt"):
+        image.student_dependencies(course)

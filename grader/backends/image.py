@@ -6,6 +6,10 @@ has none) and the wheels of every Python dependency (`wheels/`, fetched
 with `pip download` on this host for the base image's Python, from the exact
 versions of ci/constraints.txt). The container needs no package index.
 
+Student dependencies come from the manifests (the union of their `dependencies`,
+each pinned in ci/constraints.txt): a new assignment's needs reach the image
+without an edit here.
+
 The image is tagged `llmsys-grader:<version>-<digest>`, the digest covering the
 grader's sources, the Dockerfile and the pinned versions; its labels record
 that digest and the base image. `build` reuses an image whose labels match, so
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader.manifest import Course
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,7 +68,33 @@ def digest(root: Path) -> str:
     for rel, data in sorted(source_files(root).items()):
         if rel != "README.md":
             h.update(f"{rel}\0".encode() + hashlib.sha256(data).digest())
+    h.update("\0".join(student_dependencies(root)).encode())
     return h.hexdigest()[:12]
+
+
+def student_dependencies(root: Path) -> list[str]:
+    """The union of every manifest's `dependencies`: what student code may import in
+    the image. Each must be pinned in ci/constraints.txt (ImageError otherwise), so an
+    image built today and one built next month hold the same versions."""
+    wanted = sorted({d for a in Course.load(root).assignments for d in a.dependencies})
+    pinned = {
+        _canonical(line.split("==", 1)[0])
+        for line in (root / "ci" / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    loose = [
+        d for d in wanted if _canonical(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]) not in pinned
+    ]
+    if loose:
+        raise ImageError(
+            f"student dependencies without a pinned version: {', '.join(loose)}; "
+            "tip: add NAME==VERSION to ci/constraints.txt"
+        )
+    return wanted
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def tag(root: Path) -> str:
@@ -75,6 +107,7 @@ def requirements(root: Path, extras: list[str]) -> list[str]:
     wanted = list(project["dependencies"])
     for extra in extras:
         wanted += project["optional-dependencies"][extra]
+    wanted += [d for d in student_dependencies(root) if d not in wanted]
     # The image's build of the project itself needs setuptools (pyproject's backend).
     return [*wanted, "setuptools>=61"]
 
