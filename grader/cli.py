@@ -100,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_verify)
 
+    p = sub.add_parser("assignments", help="list the course's assignment ids, one per line")
+    p.add_argument(
+        "--with-examples", action="store_true", help="only those with example submissions"
+    )
+    p.add_argument(
+        "--gradable",
+        action="store_true",
+        help="only those this host can grade (notices on stderr name the others)",
+    )
+    p.set_defaults(run=_assignments)
+
     p = sub.add_parser("new", help="write a new assignment's working skeleton")
     p.add_argument("assignment", metavar="hwN")
     p.add_argument("--title", required=True, help="its title (one line)")
@@ -229,6 +240,15 @@ def _verify(args: argparse.Namespace, root: Path, out: Console) -> int:
             "passes, starter fails cleanly, each task isolated",
             markup=True,
         )
+    return 0
+
+
+def _assignments(args: argparse.Namespace, root: Path, out: Console) -> int:
+    ids, notices = commands.listed(root, args.with_examples, args.gradable)
+    for notice in notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    for aid in ids:
+        print(aid)
     return 0
 
 

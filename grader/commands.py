@@ -91,6 +91,28 @@ def verify_assignments(
     return results
 
 
+def listed(
+    root: Path, with_examples: bool = False, gradable: bool = False
+) -> tuple[list[str], list[str]]:
+    """The course's assignment ids, in order, and notices about those left out:
+    with `with_examples`, only those with entries in examples/expected.toml; with
+    `gradable`, only those this host can grade (a GPU assignment needs its GPUs)."""
+    from grader import examples, gpus
+
+    course = Course.load(root)
+    having = set(examples.assignments(root)) if with_examples else None
+    ids, notices = [], []
+    for a in course.assignments:
+        if having is not None and a.id not in having:
+            continue
+        why = gpus.shortfall(a.limits.gpus) if gradable else None
+        if why is not None:
+            notices.append(f"{a.id} {why}: it is graded on a GPU machine, not here")
+            continue
+        ids.append(a.id)
+    return ids, notices
+
+
 def assignment(root: Path, assignment_id: str) -> Assignment:
     return Course.load(root).get(assignment_id)
 

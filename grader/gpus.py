@@ -99,3 +99,14 @@ def detect() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
+
+
+def shortfall(count: int) -> str | None:
+    """Why `count` GPUs per submission cannot be had on this host, or None when they
+    can (always None for 0): the one place that asks whether a GPU assignment can be
+    graded or verified here."""
+    found = len(detect()) if count else 0
+    if count and found < count:
+        have = f"only {found}" if found else "none"
+        return f"needs {count} CUDA GPU(s) and this host has {have} (nvidia-smi)"
+    return None

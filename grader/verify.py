@@ -133,10 +133,8 @@ def task_rows(a: Assignment) -> list[TaskRow]:
 
 
 def gpu_missing(a: Assignment) -> str | None:
-    """Why `a` cannot be verified on this host (it needs GPUs and there are none), or None."""
-    if a.limits.gpus and not gpus.detect():
-        return f"needs {a.limits.gpus} CUDA GPU(s) and this host has none (nvidia-smi)"
-    return None
+    """Why `a` cannot be verified on this host (it needs GPUs the host lacks), or None."""
+    return gpus.shortfall(a.limits.gpus)
 
 
 def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:

@@ -444,3 +444,27 @@ def test_grade_out_in_a_read_only_folder_exits_2(graded_course: Path, tmp_path: 
     code, _, err = grade_batch_cli(capsys, graded_course, tmp_path / "subs", locked / "out")
     assert code == 2, err
     assert "cannot write to" in err and "Permission denied" in err and "tip:" in err
+
+
+def test_assignments_lists_ids_and_says_which_this_host_cannot_grade(
+    course: Path, capsys, monkeypatch
+):
+    """ci/main's loop: every assignment with examples that this host can grade."""
+    from grader import gpus
+
+    path = course / "assignments/hw2/assignment.toml"
+    path.write_text(path.read_text() + "\n[limits]\ngpus = 1\n")
+    (course / "examples").mkdir()
+    (course / "examples/expected.toml").write_text(
+        '[hw2.reference]\nbase = "reference"\nscore = 10.0\n'
+    )
+    assert main(["--root", str(course), "assignments"]) == 0
+    assert capsys.readouterr().out.split() == ["hw1", "hw2"]
+    monkeypatch.setattr(gpus, "detect", lambda: [])
+    assert main(["--root", str(course), "assignments", "--with-examples", "--gradable"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == []
+    assert "notice: hw2 needs 1 CUDA GPU(s) and this host has none" in captured.err
+    monkeypatch.setattr(gpus, "detect", lambda: ["0"])
+    assert main(["--root", str(course), "assignments", "--with-examples", "--gradable"]) == 0
+    assert capsys.readouterr().out.split() == ["hw2"]
