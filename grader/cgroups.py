@@ -1,19 +1,24 @@
-"""A memory cgroup per sandbox slot: the submission's memory limit holds for all
-its processes together, not for each one.
+"""Control groups per sandbox slot: a submission's memory and CPU limits hold for all
+its processes together, and one submission's processes cannot starve another's.
 
 An address-space rlimit counts one process at a time: eight processes of 1 GiB
-each passed a 2 GiB limit. A memory cgroup counts every process in it, and the
+each passed a 2 GiB limit. A memory group counts every process in it, and the
 kernel's OOM killer ends one of them when the sum would pass the limit (swap
 included, where the kernel accounts it: no swapping past the limit either).
 
-The local backend makes one group per slot (`llmsys-<uid>`, under the grader's
-own memory cgroup) and names it in the worker's SandboxConfig; the worker joins
-it as root, before it drops to the slot's uid, so everything it starts is in it.
-Only the cgroup v1 memory hierarchy is used here: on a host with the unified v2
-hierarchy alone, a new group under the grader's own would need the grader moved
-out of it first (v2 has no processes in inner groups), which a library must not
-do to its caller; there `create` returns None and the sandbox says the limit is
-per process. Docker's containers have a cgroup of their own already.
+A CPU group is scheduled as one entity beside the others: a submission that
+starts eight processes spinning on the cores gets the CPU time of one group (and
+at most `limits.cpus` cores), not eight processes' worth, so the submission graded
+next to it, and the harness timing the reference, keep their share.
+
+The local backend makes the groups of a slot (`llmsys-<uid>`, under the grader's
+own groups) and names them in the worker's SandboxConfig; the worker joins them as
+root, before it drops to the slot's uid, so everything it starts is in them. Only
+the cgroup v1 hierarchies are used here: on a host with the unified v2 hierarchy
+alone, a new group under the grader's own would need the grader moved out of it
+first (v2 has no processes in inner groups), which a library must not do to its
+caller; there `create` returns no group and the sandbox says the limits are per
+process. Docker's containers have groups of their own already.
 
 This module imports nothing of the grader.
 """
@@ -24,41 +29,56 @@ import os
 import time
 from pathlib import Path
 
-V1_MEMORY = Path("/sys/fs/cgroup/memory")
+V1 = Path("/sys/fs/cgroup")
+#: The CFS period of a CPU group's quota, in microseconds (the kernel's default).
+CPU_PERIOD_US = 100_000
+#: The file that proves a folder is a group of each controller.
+_MARK = {"memory": "memory.limit_in_bytes", "cpu": "cpu.cfs_quota_us"}
 
 
-def own_memory_group(proc_cgroup: Path = Path("/proc/self/cgroup")) -> Path | None:
-    """The folder of this process's cgroup v1 memory group, or None without one."""
+def own_group(controller: str, proc_cgroup: Path = Path("/proc/self/cgroup")) -> Path | None:
+    """The folder of this process's cgroup v1 group of `controller` ("memory" or
+    "cpu"), or None without one."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            folder = V1_MEMORY / path.lstrip("/")
-            return folder if (folder / "memory.limit_in_bytes").is_file() else None
+        if controller in controllers.split(","):
+            folder = V1 / controller / path.lstrip("/")
+            return folder if (folder / _MARK[controller]).is_file() else None
     return None
 
 
-def create(name: str, limit_mb: int) -> Path | None:
-    """A memory group `name` under this process's own, limited to `limit_mb` MiB of
-    memory (and of memory + swap), or None where that is not possible (no v1
-    memory hierarchy, not root). An existing group of that name is reused."""
-    parent = own_memory_group()
-    if parent is None or limit_mb <= 0:
-        return None
-    path = parent / name
-    limit = str(limit_mb * 1024 * 1024)
-    try:
-        path.mkdir(exist_ok=True)
-        _write_limits(path, limit)
-    except OSError:
-        return None
-    return path
+def create(name: str, memory_mb: int, cpus: float) -> tuple[Path, ...]:
+    """The groups `name` under this process's own: memory limited to `memory_mb` MiB
+    (and memory + swap too), CPU to `cpus` cores. Each controller that is not
+    available (no v1 hierarchy, not root) is left out; existing groups are reused."""
+    made = []
+    memory = own_group("memory")
+    if memory is not None and memory_mb > 0:
+        try:
+            path = memory / name
+            path.mkdir(exist_ok=True)
+            _write_memory_limit(path, str(memory_mb * 1024 * 1024))
+            made.append(path)
+        except OSError:
+            pass
+    cpu = own_group("cpu")
+    if cpu is not None and cpus > 0:
+        try:
+            path = cpu / name
+            path.mkdir(exist_ok=True)
+            (path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (path / "cpu.cfs_quota_us").write_text(str(int(cpus * CPU_PERIOD_US)))
+            made.append(path)
+        except OSError:
+            pass
+    return tuple(made)
 
 
-def _write_limits(path: Path, limit: str) -> None:
+def _write_memory_limit(path: Path, limit: str) -> None:
     memory, both = path / "memory.limit_in_bytes", path / "memory.memsw.limit_in_bytes"
     if not both.exists():  # swap is not accounted on this kernel
         memory.write_text(limit)
@@ -72,13 +92,24 @@ def _write_limits(path: Path, limit: str) -> None:
         memory.write_text(limit)
 
 
-def join(path: str | Path) -> None:
-    """Move the calling process into the group at `path` (its children follow)."""
-    Path(path, "cgroup.procs").write_text(str(os.getpid()))
+def join(paths: tuple[str, ...] | list[str]) -> None:
+    """Move the calling process into each group (its children follow)."""
+    for path in paths:
+        Path(path, "cgroup.procs").write_text(str(os.getpid()))
+
+
+def memory_limit_mb(paths: tuple[str, ...] | list[str]) -> int | None:
+    """The memory limit of the memory group among `paths`, in MiB, or None."""
+    for path in paths:
+        try:
+            return int(Path(path, "memory.limit_in_bytes").read_text()) // 2**20
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def oom_kills(path: str | Path) -> int:
-    """How many processes the kernel killed in this group for want of memory."""
+    """How many processes the kernel killed in this memory group for want of memory."""
     try:
         text = Path(path, "memory.oom_control").read_text()
     except OSError:

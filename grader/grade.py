@@ -455,10 +455,10 @@ def _composed_pass(
 
 
 def default_sandbox(
-    ctx: Context, work: Path, uid: int, hide: list[str], cgroup: str = ""
+    ctx: Context, work: Path, uid: int, hide: list[str], groups: tuple[str, ...] = ()
 ) -> SandboxConfig:
-    """The worker confinement for a submission graded on this host; `cgroup`: the
-    memory cgroup its processes share (`grader.cgroups`), if there is one."""
+    """The worker confinement for a submission graded on this host; `groups`: the
+    control groups its processes share (`grader.cgroups`), where there are any."""
     limits = ctx.assignment.limits
     keep = {
         sys.prefix,
@@ -480,7 +480,7 @@ def default_sandbox(
         processes=limits.processes,
         file_size_mb=limits.file_size_mb,
         cpu_s=int(limits.submission_timeout_s) + 5,
-        cgroup=cgroup,
+        cgroups=groups,
     )
 
 

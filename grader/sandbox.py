@@ -13,8 +13,9 @@ is imported. In order, it:
 3. gives the process a private, size-limited /tmp and /dev/shm for its writes,
    and a /proc that shows only its own uid's processes (`hidepid=2`: not the
    harness, not the reference's worker);
-4. joins the submission's memory cgroup (`grader.cgroups`), so the memory limit
-   holds for all its processes together, not for each one;
+4. joins the submission's memory and CPU cgroups (`grader.cgroups`), so the
+   memory limit holds for all its processes together, not for each one, and its
+   processes share the CPU as one group beside the other submissions;
 5. sets rlimits (address space, processes, file size, CPU time, open files, no
    core dumps);
 6. drops to an unprivileged uid/gid with no supplementary groups, sets
@@ -73,8 +74,9 @@ class SandboxConfig:
     cpu_s: int = 3600
     open_files: int = 256
     extra_rw: tuple[str, ...] = field(default=())
-    #: A memory cgroup to join (a folder of the cgroup file system), or "" for none.
-    cgroup: str = ""
+    #: Control groups to join (folders of the cgroup file system): the slot's memory
+    #: and CPU groups, where the host has them.
+    cgroups: tuple[str, ...] = ()
     #: Steps 1-3 (namespaces and mounts). A container already gives the worker its
     #: own network and file system, and no right to build them: there only the
     #: rlimits and the change of uid apply.
@@ -90,8 +92,7 @@ def confine(config: SandboxConfig) -> None:
     """Apply every restriction of `config` to the current process, irreversibly."""
     if config.namespaces:
         _private_mounts(config)
-    if config.cgroup:
-        cgroups.join(config.cgroup)
+    cgroups.join(config.cgroups)
     _limits(config)
     os.setgroups([])
     os.setgid(config.gid)

@@ -289,12 +289,13 @@ def test_the_memory_limit_holds_for_all_processes_together(confined, tmp_path: P
     from grader import cgroups
 
     worker, _ = confined
-    group = cgroups.create(f"llmsys-test-{os.getpid()}", 300)
-    if group is None:
+    groups = cgroups.create(f"llmsys-test-{os.getpid()}", 300, 0)
+    if not groups:
         pytest.skip("no cgroup v1 memory hierarchy on this host")
+    (group,) = groups
     try:
         worker.kill()
-        worker.sandbox = replace(worker.sandbox, cgroup=str(group))
+        worker.sandbox = replace(worker.sandbox, cgroups=(str(group),))
         source = (
             "def probe(python):\n"
             "    import subprocess\n"
@@ -333,3 +334,36 @@ def test_paused_stops_every_process_of_the_student_and_resumes_them(confined):
         assert states() <= {b"T", b"t"}
     time.sleep(0.2)
     assert b"R" in states()
+
+
+def test_the_cpu_limit_holds_for_all_processes_together(confined):
+    """Four processes spinning for 2 s in a group of half a core use about 1 s of CPU
+    between them: a submission's helpers cannot take the cores from its neighbours."""
+    from dataclasses import replace
+
+    from grader import cgroups
+
+    worker, _ = confined
+    groups = cgroups.create(f"llmsys-test-cpu-{os.getpid()}", 0, 0.5)
+    if not groups:
+        pytest.skip("no cgroup v1 cpu hierarchy on this host")
+    try:
+        worker.kill()
+        worker.sandbox = replace(worker.sandbox, cgroups=tuple(str(g) for g in groups))
+        source = (
+            "def probe(python):\n"
+            "    import subprocess, time\n"
+            "    code = 'import time\\nend = time.time() + 2\\nwhile time.time() < end: pass'\n"
+            "    children = [subprocess.Popen([python, '-c', code]) for _ in range(4)]\n"
+            "    for child in children:\n"
+            "        child.wait()\n"
+            "    import os\n"
+            "    t = os.times()\n"
+            "    return t.children_user + t.children_system\n"
+        )
+        used = run(worker, source, sys.executable)
+        assert used < 1.4, used  # 0.5 of a core for 2 s, and some start-up
+    finally:
+        worker.kill()
+        for group in groups:
+            assert cgroups.remove(group)

@@ -61,14 +61,15 @@ class LocalBackend:
         if not self.confined():
             return None
         uid = self.uid(slot)
-        # One memory cgroup per slot: the limit holds for all the submission's
-        # processes together (on GPU assignments too, where no address-space limit
-        # can be set). Without one, the rlimit of each process is all there is.
-        group = cgroups.create(f"llmsys-{uid}", ctx.assignment.limits.memory_mb)
-        if group is not None:
-            with self._lock:
-                self._groups.add(group)
-        return default_sandbox(ctx, work, uid, self.hide, str(group or ""))
+        # Memory and CPU groups per slot: the limits hold for all the submission's
+        # processes together (memory on GPU assignments too, where no address-space
+        # limit can be set), and its processes share the CPU as one group. Without
+        # them, the rlimits of each process are all there is.
+        limits = ctx.assignment.limits
+        groups = cgroups.create(f"llmsys-{uid}", limits.memory_mb, limits.cpus)
+        with self._lock:
+            self._groups.update(groups)
+        return default_sandbox(ctx, work, uid, self.hide, tuple(str(g) for g in groups))
 
     def uid(self, slot: int) -> int:
         """The uid of `slot`, claimed by this process (first free one of the range)."""
@@ -79,8 +80,9 @@ class LocalBackend:
     def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
         if sandbox is None:
             return "local: none"
-        if sandbox.cgroup:
-            memory = f"{_cgroup_limit_mb(sandbox)} MiB for all processes"
+        grouped = cgroups.memory_limit_mb(sandbox.cgroups)
+        if grouped is not None:
+            memory = f"{grouped} MiB for all processes"
         elif sandbox.memory_mb:
             memory = f"{sandbox.memory_mb} MiB per process"
         else:
@@ -88,6 +90,7 @@ class LocalBackend:
         return (
             f"local: uid {sandbox.uid}, no network, private mounts and IPC, "
             f"{memory}, {sandbox.processes} processes"
+            + (", CPU as one group" if any("/cpu" in g for g in sandbox.cgroups) else "")
         )
 
     def run_harness(
@@ -142,19 +145,11 @@ class LocalBackend:
             _kill_group(pid)
 
     def close(self) -> None:
-        """Remove this backend's memory cgroups (their processes are gone by now)."""
+        """Remove this backend's control groups (their processes are gone by now)."""
         with self._lock:
             groups, self._groups = self._groups, set()
         for group in groups:
             cgroups.remove(group)
-
-
-def _cgroup_limit_mb(sandbox: SandboxConfig) -> int:
-    """The memory limit of a sandbox's cgroup, in MiB (as the kernel holds it)."""
-    try:
-        return int(Path(sandbox.cgroup, "memory.limit_in_bytes").read_text()) // 2**20
-    except (OSError, ValueError):
-        return sandbox.memory_mb
 
 
 def _kill_group(pid: int) -> None:
