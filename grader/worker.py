@@ -21,6 +21,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from typing import Any
 
 from grader import wire
@@ -38,6 +39,10 @@ def main(request_fd: int, response_fd: int) -> None:
     die_with_parent()
     global _TREE
     _TREE = config["tree"]
+    # The tools' own warnings (numba's about parallel loops it could not make, for
+    # one) are noise in a student's feedback: what the student's code prints stays.
+    for module in TOOL_MODULES:
+        warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
     os.chdir(config["tree"])
     sys.path.insert(0, config["tree"])
     sys.dont_write_bytecode = True
@@ -76,6 +81,9 @@ def resolve(probe: dict[str, str], probes: dict[str, Any]) -> Any:
         probes[source] = namespace[probe["name"]]
     return probes[source]
 
+
+#: Packages whose warnings never reach a student's feedback.
+TOOL_MODULES = ("numba", "llvmlite")
 
 #: The student's tree, as this worker sees it: left out of the paths of tracebacks,
 #: which then read as paths of the student's own repo (minitorch/operators.py).

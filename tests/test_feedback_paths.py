@@ -22,3 +22,23 @@ def test_tracebacks_name_paths_of_the_students_repo(graded_course: Path, tmp_pat
     everything = json.dumps(results.to_dict(result))
     assert str(tmp_path) not in everything
     assert "llmsys-grade" not in everything
+
+
+def test_tools_warnings_stay_out_of_feedback_and_the_students_own_stay_in(
+    graded_course: Path, tmp_path: Path
+):
+    """numba's warnings (a parallel loop it could not make, a read-only /dev/shm) are
+    the tools' noise; a warning of the student's own code is theirs to see."""
+    noisy = GOOD_OPS.replace(
+        "    return x + y\n",
+        "    import warnings\n"
+        "    exec('import warnings; warnings.warn(\"TOOL NOISE\")', {'__name__': 'numba.core.x'})\n"
+        "    warnings.warn('STUDENT WARNING')\n"
+        "    return x + y + 1\n",
+    )
+    folder = submission(tmp_path / "subs", "max", noisy)
+    result = grade_one(graded_course, folder, tmp_path)
+    add = next(t for t in result.tests if t.id == "tests/test_mini.py::test_add")
+    assert add.status == "failed"
+    assert "STUDENT WARNING" in add.output
+    assert "TOOL NOISE" not in add.output
