@@ -19,8 +19,11 @@ tree. Prints, each figure the median of --repeat timed loops:
                dimension), of map (neg), and of reduce along dimension 0 (for
                information: its reads are strided); each as a share of the copy's;
   variants     for each --variant NAME=PATH (the reference tree with PATH as
-               kernels/combine.cu) and --define NAME=MACRO=VALUE,... (the
-               reference built with -DMACRO=VALUE ...): matmul GFLOP/s per size
+               kernels/combine.cu: kernels only, including kernels.cuh and
+               defining mm_config, as the starter's; the launchers are the
+               tree's kernels/launch.cu) and --define NAME=MACRO=VALUE,... (the
+               reference built with -DMACRO=VALUE ..., e.g. MM_TILE=32; every
+               unit gets the flag, only combine.cu reads MM_*): matmul GFLOP/s per size
                and variant time / reference time (per size and their geometric
                mean, as the grader combines sizes), and the same time ratio of
                reduce along the last dimension. That is what the grader's

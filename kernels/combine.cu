@@ -9,23 +9,19 @@
 //
 // Tensors are float32 storages in GPU memory with a shape and strides (the
 // layout of `minitorch.tensor_data`); shapes and strides are int arrays in GPU
-// memory too. The `extern "C"` functions at the end are what Python calls
-// (through ctypes, see `minitorch/cuda_runtime.py`): they take the storages as
-// GPU pointers and the shapes and strides as host arrays, copy those to the
-// GPU, launch the kernel and return the CUDA error code (0 when all went well).
+// memory too. The host functions that launch these kernels are provided in
+// launch.cu (Python calls them through ctypes, see `minitorch/cuda_runtime.py`);
+// kernels.cuh declares what this file and launch.cu share: the kernels'
+// signatures, MAX_DIMS, the block sizes and the `fn` ids. This file is
+// compiled on its own: its macros and functions reach no other file, and all
+// of its work must be done by its kernels, on the GPU.
 //
-// Build and test: see the handout (README.md). Python builds this file with
+// Build and test: see the handout (README.md). Python builds the library with
 // nvcc the first time a CUDA operation runs.
 
-#include <cuda_runtime.h>
 #include <math.h>
 
-// Most dimensions a tensor may have here.
-#define MAX_DIMS 10
-// Threads per block of map and zip.
-#define THREADS_PER_BLOCK 256
-// Most threads per block of reduce (a power of 2).
-#define REDUCE_THREADS 256
+#include "kernels.cuh"
 
 // MatrixMultiply launches blocks of MM_THREADS x MM_THREADS threads, each block
 // computing an MM_TILE x MM_TILE tile of one output matrix and stepping through
@@ -43,23 +39,8 @@
 #define MM_DEPTH 16
 #endif
 
-// The functions a kernel can apply, by id (minitorch/cuda_runtime.py, FN_IDS).
-#define ADD 1
-#define MUL 2
-#define ID 3
-#define NEG 4
-#define LT 5
-#define EQ 6
-#define SIGMOID 7
-#define RELU 8
-#define RELU_BACK 9
-#define LOG 10
-#define LOG_BACK 11
-#define EXP 12
-#define INV 13
-#define INV_BACK 14
-#define IS_CLOSE 15
-#define MAX 16
+// How launch.cu learns the launch shape above (it cannot see these defines).
+extern "C" const int mm_config[2] = {MM_THREADS, MM_TILE};
 
 // fn(fn_id, x) for the functions of one argument, fn(fn_id, x, y) for two.
 __device__ float fn(int fn_id, float x, float y = 0.0f) {
@@ -292,114 +273,3 @@ __global__ void MatrixMultiplyKernel(float* out, const int* out_shape, const int
   }
   // END SOLUTION
 }
-
-// ---------------------------------------------------------------------------
-// Host functions called from Python (provided)
-// ---------------------------------------------------------------------------
-
-namespace {
-
-// Shapes and strides are copied to this GPU buffer before each launch.
-int* device_layouts = nullptr;
-
-// Copy `count` host arrays of `lengths[k]` ints to the GPU, one after another;
-// `placed[k]` is where array k landed.
-cudaError_t place_layouts(const int* const* arrays, const int* lengths, int count,
-                          const int** placed) {
-  int packed[8 * MAX_DIMS];
-  int used = 0;
-  for (int k = 0; k < count; ++k) {
-    if (lengths[k] < 0 || lengths[k] > MAX_DIMS) return cudaErrorInvalidValue;
-    for (int j = 0; j < lengths[k]; ++j) packed[used + j] = arrays[k][j];
-    used += lengths[k];
-  }
-  if (device_layouts == nullptr) {
-    cudaError_t status = cudaMalloc(&device_layouts, sizeof(packed));
-    if (status != cudaSuccess) return status;
-  }
-  // On the default stream, like the kernels: an earlier kernel still reading
-  // the buffer finishes before it is overwritten.
-  cudaError_t status = cudaMemcpy(device_layouts, packed, used * sizeof(int),
-                                  cudaMemcpyHostToDevice);
-  used = 0;
-  for (int k = 0; k < count; ++k) {
-    placed[k] = device_layouts + used;
-    used += lengths[k];
-  }
-  return status;
-}
-
-int blocks_for(int size, int threads) { return (size + threads - 1) / threads; }
-
-}  // namespace
-
-extern "C" {
-
-// out[i] = fn(in[broadcast(i)]); storages on the GPU, shapes and strides on the host.
-int tensorMap(float* out, const int* out_shape, const int* out_strides, int out_size,
-              int out_dims, const float* in_storage, const int* in_shape, const int* in_strides,
-              int in_dims, int fn_id) {
-  const int* arrays[4] = {out_shape, out_strides, in_shape, in_strides};
-  const int lengths[4] = {out_dims, out_dims, in_dims, in_dims};
-  const int* d[4];
-  cudaError_t status = place_layouts(arrays, lengths, 4, d);
-  if (status != cudaSuccess || out_size == 0) return status;
-  mapKernel<<<blocks_for(out_size, THREADS_PER_BLOCK), THREADS_PER_BLOCK>>>(
-      out, d[0], d[1], out_size, out_dims, in_storage, d[2], d[3], in_dims, fn_id);
-  return cudaGetLastError();
-}
-
-// out[i] = fn(a[broadcast(i)], b[broadcast(i)]).
-int tensorZip(float* out, const int* out_shape, const int* out_strides, int out_size,
-              int out_dims, const float* a_storage, const int* a_shape, const int* a_strides,
-              int a_dims, const float* b_storage, const int* b_shape, const int* b_strides,
-              int b_dims, int fn_id) {
-  const int* arrays[6] = {out_shape, out_strides, a_shape, a_strides, b_shape, b_strides};
-  const int lengths[6] = {out_dims, out_dims, a_dims, a_dims, b_dims, b_dims};
-  const int* d[6];
-  cudaError_t status = place_layouts(arrays, lengths, 6, d);
-  if (status != cudaSuccess || out_size == 0) return status;
-  zipKernel<<<blocks_for(out_size, THREADS_PER_BLOCK), THREADS_PER_BLOCK>>>(
-      out, d[0], d[1], out_size, out_dims, a_storage, d[2], d[3], a_dims, b_storage, d[4], d[5],
-      b_dims, fn_id);
-  return cudaGetLastError();
-}
-
-// out = fold of fn over a's dimension reduce_dim, from reduce_value (fn's identity).
-int tensorReduce(float* out, const int* out_shape, const int* out_strides, int out_size,
-                 const float* a_storage, const int* a_shape, const int* a_strides, int dims,
-                 int reduce_dim, float reduce_value, int fn_id) {
-  if (reduce_dim < 0 || reduce_dim >= dims) return cudaErrorInvalidValue;
-  const int* arrays[4] = {out_shape, out_strides, a_shape, a_strides};
-  const int lengths[4] = {dims, dims, dims, dims};
-  const int* d[4];
-  cudaError_t status = place_layouts(arrays, lengths, 4, d);
-  if (status != cudaSuccess || out_size == 0) return status;
-  // Enough threads for the row, as a power of 2, up to REDUCE_THREADS.
-  int threads = 32;
-  while (threads < REDUCE_THREADS && threads < a_shape[reduce_dim]) threads *= 2;
-  reduceKernel<<<out_size, threads>>>(out, d[0], d[1], out_size, a_storage, d[2], d[3], dims,
-                                      reduce_dim, reduce_value, fn_id);
-  return cudaGetLastError();
-}
-
-// out[n] = a[n] @ b[n] for 3-D tensors: (batch, I, K) @ (batch, K, J) -> (batch, I, J).
-int MatrixMultiply(float* out, const int* out_shape, const int* out_strides,
-                   const float* a_storage, const int* a_shape, const int* a_strides,
-                   const float* b_storage, const int* b_shape, const int* b_strides) {
-  const int* arrays[6] = {out_shape, out_strides, a_shape, a_strides, b_shape, b_strides};
-  const int lengths[6] = {3, 3, 3, 3, 3, 3};
-  const int* d[6];
-  cudaError_t status = place_layouts(arrays, lengths, 6, d);
-  if (status != cudaSuccess) return status;
-  if (out_shape[0] > 65535) return cudaErrorInvalidConfiguration;
-  if (out_shape[0] * out_shape[1] * out_shape[2] == 0) return cudaSuccess;
-  dim3 threads(MM_THREADS, MM_THREADS);
-  dim3 blocks(blocks_for(out_shape[2], MM_TILE), blocks_for(out_shape[1], MM_TILE),
-              out_shape[0]);
-  MatrixMultiplyKernel<<<blocks, threads>>>(out, d[0], d[1], a_storage, d[2], d[3], b_storage,
-                                            d[4], d[5]);
-  return cudaGetLastError();
-}
-
-}  // extern "C"

@@ -1,12 +1,25 @@
 """hw2's CUDA code where there is no GPU: it compiles, builds and fails clearly.
 
-- the reference's, the starter's and every example's `kernels/*.cu` compile
-  with nvcc for the H100/H200 architecture (sm_90), warnings as failures for the
-  reference;
+- the reference's, the starter's and every example's kernels build with nvcc
+  for the H100/H200 architecture (sm_90) the way `minitorch.cuda_runtime` builds
+  them: combine.cu, launch.cu and runtime.cu each compiled on its own with
+  relocatable device code, then linked with no undefined symbol; warnings are
+  failures for the reference;
+- the launchers are out of combine.cu's reach: launch.cu's compilation reads
+  launch.cu and kernels.cuh only, so a combine.cu that defines a host product
+  and macros meant to rewrite the launchers (`#define cudaGetLastError() ...`)
+  builds, and the launchers' object never refers to its function;
+- the library exports the launch counters (`launchCounts`), which start at 0
+  and count no launch that failed; a host function given a kernel's name
+  builds, but the launcher never calls it (on a GPU host: "invalid device
+  function", nothing counted);
+- hw2.5's checks (`cuda_cases.run_on_gpu`), with the launches computed by a
+  NumPy stand-in for the GPU: the reference's backend passes them, one that
+  delegates to `SimpleOps` or maps with NumPy on the host fails, saying why;
 - `minitorch.cuda_runtime` builds the library once per source (cached by hash),
-  reports nvcc's errors with file and line, says where nvcc was looked for when
-  it is missing, and without a GPU says there is none (on a GPU host: the
-  library loads and sees one);
+  reports nvcc's errors with file and line (link errors too), says where nvcc
+  was looked for when it is missing, and without a GPU says there is none (on a
+  GPU host: the library loads, sees one and counts a launch);
 - importing the CUDA backend needs no GPU, and an unknown function is a clear error.
 (That the public tests skip with their reason without a GPU is checked by
 tests/test_invariants.py, on a pip-installed copy of the starter.)
@@ -17,11 +30,14 @@ unless LLMSYS_REQUIRE_NVCC=1 (as in .ci/run) turns that into a failure.
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -51,12 +67,49 @@ def context() -> grade.Context:
     return grade.context(COURSE, HW2)
 
 
-def compile_kernels(nvcc: str, kernels: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [nvcc, f"-arch={ARCH}", "-shared", "-Xcompiler", "-fPIC", *flags,
-         str(kernels / "combine.cu"), str(kernels / "runtime.cu"), "-o", str(kernels / "lib.so")],
-        capture_output=True, text=True, check=False,
+def runtime_of(tree: Path) -> ModuleType:
+    """The tree's `minitorch/cuda_runtime.py`, loaded on its own (not the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "hw2_cuda_runtime", tree / "minitorch" / "cuda_runtime.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_kernels(
+    nvcc: str, tree: Path, *flags: str, provided: dict[str, Path] | None = None
+) -> tuple[Path, str]:
+    """Build `tree`'s kernels with the nvcc commands of its `cuda_runtime.build`,
+    the objects kept in `tree/build`; `provided` maps units to objects already
+    compiled (the same launch.cu and runtime.cu serve every example). Returns the
+    library and the output of the step that failed ("" when none did)."""
+    rt = runtime_of(tree)
+    work = tree / "build"
+    work.mkdir(exist_ok=True)
+    library = work / "lib.so"
+    compiles, link = rt.commands(nvcc, [*rt.flags(ARCH), *flags], tree / "kernels", work, library)
+    provided = provided or {}
+    for unit, step in zip(rt.UNITS, compiles, strict=True):
+        if unit in provided:
+            shutil.copy(provided[unit], step[step.index("-o") + 1])
+            continue
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            return library, done.stdout + done.stderr
+    done = subprocess.run(link, capture_output=True, text=True, check=False)
+    return library, (done.stdout + done.stderr if done.returncode != 0 else "")
+
+
+def symbols(nvcc: str, path: Path, *options: str) -> set[str]:
+    """The symbol names `nm` lists for an object or library (from nvcc's folder if there)."""
+    nm = Path(nvcc).with_name("nm")
+    done = subprocess.run(
+        [str(nm) if nm.exists() else "nm", *options, str(path)],
+        capture_output=True, text=True, check=True,
     )  # fmt: skip
+    return {line.split()[-1] for line in done.stdout.splitlines() if line.strip()}
 
 
 def write(tree: dict[str, bytes], folder: Path) -> Path:
@@ -68,9 +121,9 @@ def test_kernels_compile(nvcc, context, which, tmp_path):
     tree = write(getattr(context, which), tmp_path / which)
     # The reference must compile cleanly; the starter's stubs leave variables unused.
     flags = ("-Werror", "all-warnings") if which == "reference" else ()
-    done = compile_kernels(nvcc, tree / "kernels", *flags)
-    assert done.returncode == 0, done.stderr
-    assert (tree / "kernels" / "lib.so").stat().st_size > 0
+    library, failed = compile_kernels(nvcc, tree, *flags)
+    assert failed == ""
+    assert library.stat().st_size > 0
     text = (tree / "kernels" / "combine.cu").read_text()
     if which == "starter":
         for task in ("hw2.1", "hw2.2", "hw2.3", "hw2.4"):
@@ -78,16 +131,163 @@ def test_kernels_compile(nvcc, context, which, tmp_path):
         assert "__syncthreads();\n  }\n  if (t == 0)" not in text  # no solution left in
     else:
         assert "BEGIN SOLUTION" not in text and "TODO" not in text
+    # The launchers, the counters and the launch shape are in the library.
+    exported = symbols(nvcc, library, "-D", "--defined-only")
+    launchers = {"tensorMap", "tensorZip", "tensorReduce", "MatrixMultiply", "launchCounts"}
+    assert launchers | {"mm_config"} <= exported
+    # ... and the launchers are provided code, not the student's.
+    assert not [name for name in launchers if f"int {name}(" in text]
 
 
 def test_every_example_compiles(nvcc, context, tmp_path):
     specs = examples.specs(REPO, "hw2")
     assert len(specs) >= 6
+    # Examples differ in submitted files only: the starter's launch.cu and
+    # runtime.cu objects serve them all.
+    starter_tree = write(context.starter, tmp_path / "provided")  # not an example's name
+    _, failed = compile_kernels(nvcc, starter_tree)
+    assert failed == ""
+    provided = {unit: starter_tree / "build" / f"{Path(unit).stem}.o" for unit in PROVIDED}
     for name, spec in specs.items():
         files = examples.example_files(context, name, spec)
-        tree = write({**context.starter, **files}, tmp_path / name)
-        done = compile_kernels(nvcc, tree / "kernels")
-        assert done.returncode == 0, f"example {name}: {done.stderr}"
+        assert not set(files) & {f"kernels/{unit}" for unit in PROVIDED}
+        tree = write({**context.starter, **files}, tmp_path / "examples" / name)
+        library, failed = compile_kernels(nvcc, tree, provided=provided)
+        assert failed == "", f"example {name}: {failed}"
+        assert "launchCounts" in symbols(nvcc, library, "-D", "--defined-only")
+
+
+#: The units of the library that are provided code: never the student's.
+PROVIDED = ("launch.cu", "runtime.cu")
+
+#: Appended to the reference's combine.cu: a host product and macros that would
+#: turn the launchers into calls of it if they were compiled with this file.
+HIJACK = """
+extern "C" int host_matmul(float* out, const float* a) {
+  float value = 0.0f;
+  cudaMemcpy(&value, a, sizeof(float), cudaMemcpyDeviceToHost);
+  return cudaMemcpy(out, &value, sizeof(float), cudaMemcpyHostToDevice);
+}
+#define cudaGetLastError() host_matmul(out, a_storage)
+#define cudaLaunchKernel(...) cudaSuccess
+#define MatrixMultiply(...) host_matmul(out, a_storage)
+#define launchCounts(counts) (counts[3] = 1 << 30)
+"""
+
+
+def test_combine_cu_cannot_reach_the_launchers(nvcc, context, tmp_path):
+    tree = write(context.reference, tmp_path / "hijack")
+    combine = tree / "kernels" / "combine.cu"
+    combine.write_text(combine.read_text() + HIJACK)
+    rt = runtime_of(tree)
+    work = tmp_path / "objects"
+    compiles, _ = rt.commands(nvcc, rt.flags(ARCH), tree / "kernels", work, work / "lib.so")
+    # Every unit is compiled from its own file, and the provided units read
+    # nothing of combine.cu: only themselves, kernels.cuh and system headers.
+    for unit, step in zip(rt.UNITS, compiles, strict=True):
+        assert [arg for arg in step if arg.endswith(".cu")] == [str(tree / "kernels" / unit)]
+    for unit, own in (("launch.cu", {"launch.cu", "kernels.cuh"}), ("runtime.cu", {"runtime.cu"})):
+        done = subprocess.run(
+            [nvcc, f"-arch={ARCH}", "-rdc=true", "-M", str(tree / "kernels" / unit)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        read = {Path(word).name for word in done.stdout.split() if str(tree) in word}
+        assert read == own, f"{unit} reads {sorted(read)}"
+    # It builds; the hijacking function is compiled in combine.o, and nothing of
+    # the launchers' object refers to it.
+    library, failed = compile_kernels(nvcc, tree)
+    assert failed == ""
+    objects = tree / "build"
+    assert "host_matmul" in symbols(nvcc, objects / "combine.o", "--defined-only")
+    assert "host_matmul" not in symbols(nvcc, objects / "launch.o")
+    assert "cudaLaunchKernel" in symbols(nvcc, objects / "launch.o", "--undefined-only")
+    assert {"MatrixMultiply", "launchCounts"} <= symbols(nvcc, library, "-D", "--defined-only")
+
+
+HOST_KERNEL = """
+// A host function with the kernel's name and parameters: the launcher's
+// reference to the kernel resolves to it, but cudaLaunchKernel never calls it.
+void MatrixMultiplyKernel(float* out, const int* out_shape, const int* out_strides,
+                          const float* a_storage, const int* a_shape, const int* a_strides,
+                          const float* b_storage, const int* b_shape, const int* b_strides) {
+  float value = 42.0f;
+  cudaMemcpy(out, &value, sizeof(float), cudaMemcpyHostToDevice);
+}
+"""
+
+HOST_KERNEL_RUN = """
+import numpy as np
+from minitorch import cuda_runtime as rt
+rt.build()
+try:
+    rt.library()
+except rt.CudaUnavailable:
+    raise SystemExit("built; no GPU")
+out, a = rt.DeviceArray.from_numpy(np.zeros(4)), rt.DeviceArray.from_numpy(np.ones(4))
+layout = ([1, 2, 2], [4, 2, 1])
+try:
+    rt.matrix_multiply(out, *layout, a, *layout, a, *layout)
+    rt.synchronize()
+    print("ran", out.to_numpy().tolist())
+except rt.CudaError as exc:
+    print("refused:", exc)
+print(rt.launches()["matmul"], out.to_numpy().tolist())
+"""
+
+
+def test_a_host_function_named_like_a_kernel_is_never_called(nvcc, context, tmp_path):
+    tree = write(context.reference, tmp_path / "host-kernel")
+    header = (tree / "kernels" / "kernels.cuh").read_text()
+    start = header.index("__global__ void MatrixMultiplyKernel(")
+    header = header[:start] + header[header.index(");\n", start) + 3 :]
+    combine = tree / "kernels" / "combine.cu"
+    text = combine.read_text().replace('#include "kernels.cuh"\n', header)
+    combine.write_text(text[: text.index("__global__ void MatrixMultiplyKernel(")] + HOST_KERNEL)
+    done = in_tree(
+        tree, HOST_KERNEL_RUN, MINITORCH_BUILD_DIR=str(tmp_path / "build"), MINITORCH_CUDA_ARCH=ARCH
+    )
+    if not gpus.detect():
+        assert done.returncode == 1 and done.stderr.strip() == "built; no GPU", done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    refused, counted = done.stdout.splitlines()
+    assert refused.startswith("refused: CUDA error") and "invalid device function" in refused
+    assert counted == "0 [0.0, 0.0, 0.0, 0.0]"
+
+
+def test_launch_counters_start_at_zero_and_skip_failures(nvcc, context, tmp_path):
+    tree = write(context.reference, tmp_path / "reference")
+    library, failed = compile_kernels(nvcc, tree)
+    assert failed == ""
+    lib = ctypes.CDLL(str(library))
+    counts = (ctypes.c_int64 * 4)()
+    assert lib.launchCounts(counts) == 0 and list(counts) == [0, 0, 0, 0]
+    assert list((ctypes.c_int * 2).in_dll(lib, "mm_config")) == [16, 64]
+    if gpus.detect():
+        return  # the launches themselves: test_library_builds_once_and_needs_a_gpu
+    # No GPU: a map cannot run, says so, and is not counted.
+    shape = (ctypes.c_int * 1)(4)
+    stride = (ctypes.c_int * 1)(1)
+    status = lib.tensorMap(None, shape, stride, 4, 1, None, shape, stride, 1, 4)
+    assert status != 0
+    assert lib.launchCounts(counts) == 0 and list(counts) == [0, 0, 0, 0]
+
+
+def test_a_combine_cu_without_its_kernels_does_not_link(nvcc, context, tmp_path):
+    tree = write(context.starter, tmp_path / "starter")
+    combine = tree / "kernels" / "combine.cu"
+    text = combine.read_text().replace('extern "C" const int mm_config[2] =', "int unused[2] =")
+    combine.write_text(text.replace("__global__ void zipKernel(", "__global__ void zipKernel2(", 1))
+    done = in_tree(
+        tree,
+        "from minitorch import cuda_runtime as rt\n"
+        "try:\n    rt.build()\nexcept rt.CudaError as exc:\n    print(exc)\n",
+        MINITORCH_BUILD_DIR=str(tmp_path / "build"),
+        MINITORCH_CUDA_ARCH=ARCH,
+    )
+    assert done.stdout.startswith("nvcc could not link the kernels"), done.stdout + done.stderr
+    assert "zipKernel" in done.stdout and "mm_config" in done.stdout
+    assert not list((tmp_path / "build").iterdir()), "a failed build left files behind"
 
 
 def in_tree(tree: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -114,7 +314,9 @@ again = rt.build()
 print(first == again, took > 0.2, time.perf_counter() - start < 0.2, first.parent)
 try:
     rt.library()
-    print("loaded", rt.DeviceArray.from_numpy(__import__("numpy").ones(5)).sum())
+    x = rt.DeviceArray.from_numpy(__import__("numpy").ones(5))
+    rt.tensor_map(rt.FN_IDS["neg"], x, [5], [1], x, [5], [1])
+    print("loaded", x.sum(), rt.launches())
 except rt.CudaUnavailable as exc:
     print("unavailable:", exc)
 """
@@ -129,7 +331,8 @@ def test_library_builds_once_and_needs_a_gpu(nvcc, context, tmp_path):
     assert lines[0] == f"True True True {build_dir}", done.stdout
     assert len(list(build_dir.glob("minitorch-cuda-*.so"))) == 1
     if gpus.detect():
-        assert lines[1] == "loaded 5.0", done.stdout
+        counted = {"map": 1, "zip": 0, "reduce": 0, "matmul": 0}
+        assert lines[1] == f"loaded -5.0 {counted}", done.stdout
     else:
         assert lines[1].startswith("unavailable: no CUDA GPU to run on: "), done.stdout
 
@@ -179,3 +382,154 @@ def test_importing_the_backend_needs_no_gpu(context, tmp_path):
     first, second = done.stdout.splitlines()
     assert first == "True 1"
     assert second.startswith("the CUDA kernels have no function 'abs'; they know add, eq, exp")
+
+
+#: A stand-in for the GPU, for hw2.5's checks where there is none: the launch
+#: functions of `minitorch.cuda_runtime` computed with NumPy, and counted.
+FAKE_GPU = """
+import numpy as np
+from minitorch import cuda_runtime as rt
+
+FNS = {
+    "add": np.add, "mul": np.multiply, "id": lambda x: x, "neg": np.negative,
+    "lt": lambda x, y: (x < y) * 1.0, "eq": lambda x, y: (x == y) * 1.0,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "relu": lambda x: np.maximum(x, 0),
+    "relu_back": lambda x, d: np.where(x > 0, d, 0), "log": np.log,
+    "log_back": lambda x, d: d / x, "exp": np.exp, "inv": lambda x: 1 / x,
+    "inv_back": lambda x, d: -d / (x * x), "max": np.maximum,
+    "is_close": lambda x, y: (np.abs(x - y) < 1e-2) * 1.0,
+}
+BY_ID = {rt.FN_IDS[name]: fn for name, fn in FNS.items()}
+COUNTS = dict.fromkeys(rt.KINDS, 0)
+
+
+class DeviceArray:
+    def __init__(self, size):
+        self.host = np.zeros(int(size), np.float32)
+
+    @classmethod
+    def from_numpy(cls, array):
+        out = cls(np.asarray(array).size)
+        out.host[:] = np.ravel(array)
+        return out
+
+    def to_numpy(self):
+        return self.host.copy()
+
+
+def view(array, shape, strides):
+    return np.lib.stride_tricks.as_strided(array.host, tuple(shape), [4 * s for s in strides])
+
+
+def tensor_map(fn, out, out_shape, out_strides, a, *a_layout):
+    view(out, out_shape, out_strides)[...] = BY_ID[fn](view(a, *a_layout))
+    COUNTS["map"] += 1
+
+
+def tensor_zip(fn, out, out_shape, out_strides, a, a_shape, a_strides, b, *b_layout):
+    zipped = BY_ID[fn](view(a, a_shape, a_strides), view(b, *b_layout))
+    view(out, out_shape, out_strides)[...] = zipped
+    COUNTS["zip"] += 1
+
+
+def tensor_reduce(fn, start, out, out_shape, out_strides, a, a_shape, a_strides, dim):
+    folded = BY_ID[fn].reduce(view(a, a_shape, a_strides), axis=dim, keepdims=True)
+    view(out, out_shape, out_strides)[...] = folded
+    COUNTS["reduce"] += 1
+
+
+def matrix_multiply(out, out_shape, out_strides, a, a_shape, a_strides, b, *b_layout):
+    view(out, out_shape, out_strides)[...] = view(a, a_shape, a_strides) @ view(b, *b_layout)
+    COUNTS["matmul"] += 1
+
+
+rt.DeviceArray, rt.tensor_map, rt.tensor_zip = DeviceArray, tensor_map, tensor_zip
+rt.tensor_reduce, rt.matrix_multiply = tensor_reduce, matrix_multiply
+rt.launches = lambda: dict(COUNTS)
+"""
+
+GUARDED_RUN = """
+import sys
+sys.path[:0] = ["tests"]
+import fake_gpu
+import test_cuda_backend as public, test_cuda_hidden as hidden
+
+class Student:
+    def run(self, probe, *args):
+        return probe(*args)
+
+student = Student()
+for name, test in [
+    ("elementwise", public.test_elementwise_operations),
+    ("reductions", public.test_reductions),
+    ("matmuls", public.test_matrix_products),
+    ("gradients", public.test_gradients_through_the_gpu),
+    ("chain", lambda s: hidden.test_gradients_match_the_cpu(s, s, 1)),
+    ("map_into", hidden.test_map_into_a_permuted_out),
+]:
+    try:
+        test(student)
+        print(name, "passed")
+    except AssertionError as exc:
+        print(name, "failed:", str(exc).splitlines()[0])
+from minitorch import fast_ops as fast, tensor_ops as simple
+print("restored", simple.SimpleOps.map.__qualname__, fast.FastTensorBackend.neg_map.__name__)
+"""
+
+#: CudaKernelOps of hw2.5 that compute on the host (added after the reference's,
+#: renamed _Reference), and the start of what hw2.5's checks say of each.
+DELEGATES = """
+from .tensor_ops import SimpleOps
+
+
+class CudaKernelOps(SimpleOps):
+    cuda = True
+"""
+NUMPY_MAP = """
+import numpy as np
+
+
+def _host(t):
+    strides = [8 * s for s in t._tensor.strides]
+    return np.lib.stride_tricks.as_strided(t._tensor._storage, t.shape, strides)
+
+
+class CudaKernelOps(_Reference):
+    @staticmethod
+    def map(fn):
+        def ret(a, out=None):
+            out = a.zeros(a.shape) if out is None else out
+            _host(out)[...] = np.vectorize(fn)(_host(a))
+            return out
+
+        return ret
+"""
+HOST_BACKENDS = {
+    "delegates": (DELEGATES, "hw2.5: SimpleOps."),
+    "numpy-map": (NUMPY_MAP, "hw2.5: CudaKernelOps.map ran no CUDA map kernel"),
+}
+
+
+@pytest.mark.parametrize("backend", ["reference", *HOST_BACKENDS])
+def test_hw2_5_counts_kernels_and_refuses_cpu_backends(context, backend, tmp_path):
+    """hw2.5's checks (cuda_cases.run_on_gpu) with the GPU's launches computed by NumPy:
+    the reference passes them; backends that compute on the host fail them."""
+    tree = write(context.reference, tmp_path / backend)
+    hidden = REPO / "assignments" / "hw2" / "hidden" / "test_cuda_hidden.py"
+    shutil.copy(hidden, tree / "tests")
+    (tree / "tests" / "fake_gpu.py").write_text(FAKE_GPU)
+    if backend != "reference":
+        ops = tree / "minitorch" / "cuda_kernel_ops.py"
+        text = ops.read_text().replace("class CudaKernelOps(", "class _Reference(", 1)
+        cut = text.index("CudaKernelBackend = TensorBackend(")
+        ops.write_text(text[:cut] + HOST_BACKENDS[backend][0] + "\n\n" + text[cut:])
+    done = in_tree(tree, GUARDED_RUN)
+    assert done.returncode == 0, done.stderr
+    *results, restored = done.stdout.splitlines()
+    assert restored == "restored SimpleOps.map ret", done.stdout  # the CPU backends work again
+    assert len(results) == 6, done.stdout
+    for line in results:
+        if backend == "reference":
+            assert line.endswith(" passed"), line
+        else:
+            assert f" failed: {HOST_BACKENDS[backend][1]}" in line, line

@@ -1,11 +1,21 @@
 """The CUDA library of miniTorch: building it, loading it, GPU memory (provided).
 
-`library()` compiles `kernels/combine.cu` (your kernels, tasks hw2.1-hw2.4)
-and `kernels/runtime.cu` (GPU memory helpers) with nvcc into one shared
-library, the first time it is needed, and loads it with ctypes. The build is
-cached by the hash of the sources and the compiler flags, so editing a kernel
-rebuilds it and nothing else does. Where it goes: `$MINITORCH_BUILD_DIR`, or
-a folder of your own in the system's temporary folder.
+`library()` builds one shared library from three translation units, the first
+time it is needed, and loads it with ctypes:
+
+- `kernels/combine.cu`: your kernels (tasks hw2.1-hw2.4);
+- `kernels/launch.cu`: the host functions that launch them (provided), which
+  also count every launch (`launches()`);
+- `kernels/runtime.cu`: GPU memory helpers (provided).
+
+nvcc compiles each file on its own, with relocatable device code
+(`nvcc -rdc=true -c`), and links the three objects (device link included) into
+the library; `kernels/kernels.cuh`, which combine.cu and launch.cu include,
+declares the kernels they share. So no macro or function of combine.cu can
+change how its kernels are launched. The build is cached by the hash of the
+sources and the compiler flags, so editing a kernel rebuilds it and nothing
+else does. Where it goes: `$MINITORCH_BUILD_DIR`, or a folder of your own in
+the system's temporary folder.
 
 Environment:
 - `CUDA_HOME`: where the CUDA toolkit is (its `bin/nvcc`), if nvcc is not on PATH;
@@ -16,7 +26,8 @@ Environment:
 The rest of this module is the thin layer over the library that
 `minitorch.cuda_kernel_ops` uses: `DeviceArray` (float32 numbers in GPU memory)
 and one function per kernel (`tensor_map`, `tensor_zip`, `tensor_reduce`,
-`matrix_multiply`), which take GPU arrays and host shapes and strides.
+`matrix_multiply`), which take GPU arrays and host shapes and strides; and
+`launches()`, how many kernels of each kind have run in this process.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ __all__ = [
     "CudaUnavailable",
     "DeviceArray",
     "build",
+    "launches",
     "library",
     "matrix_multiply",
     "synchronize",
@@ -48,9 +60,16 @@ __all__ = [
 
 #: The kernel sources, next to the `minitorch` package.
 KERNELS = Path(__file__).resolve().parent.parent / "kernels"
-SOURCES = ("combine.cu", "runtime.cu")
+#: The library's translation units, each compiled on its own.
+UNITS = ("combine.cu", "launch.cu", "runtime.cu")
+#: Every file a build reads (and hashes): the units and the header they share.
+SOURCES = (*UNITS, "kernels.cuh")
+#: Names the way the library is built: a build of another recipe is never reused.
+RECIPE = "units-rdc-1"
+#: The kernels `launches()` counts, in the order of launch.cu's launchCounts.
+KINDS = ("map", "zip", "reduce", "matmul")
 
-#: Function ids of the kernels' `fn` (the #defines at the top of combine.cu).
+#: Function ids of the kernels' `fn` (the #defines of kernels.cuh).
 FN_IDS = {
     "add": 1,
     "mul": 2,
@@ -102,43 +121,102 @@ def nvcc() -> str:
     )
 
 
-def build(out_dir: Path | None = None, arch: str | None = None, sources: Path = KERNELS) -> Path:
-    """Compile the kernels into a shared library (or reuse an identical earlier build).
-
-    Raises CudaUnavailable without nvcc, and CudaError with nvcc's messages when
-    the code does not compile.
-    """
-    compiler = nvcc()
+def flags(arch: str | None = None) -> list[str]:
+    """nvcc's flags for every step of a build: `MINITORCH_CUDA_ARCH` (default
+    `native`) unless `arch` is given, and `MINITORCH_NVCC_FLAGS` last."""
     arch = arch or os.environ.get("MINITORCH_CUDA_ARCH", "native")
-    flags = [
+    return [
         "-O3",
         f"-arch={arch}",
-        "-shared",
+        "-rdc=true",
         "-Xcompiler",
         "-fPIC",
         *os.environ.get("MINITORCH_NVCC_FLAGS", "").split(),
     ]
-    files = [sources / name for name in SOURCES]
-    digest = hashlib.sha256(" ".join([compiler, *flags]).encode())
-    for path in files:
+
+
+def commands(
+    compiler: str, nvcc_flags: Sequence[str], sources: Path, work: Path, target: Path
+) -> tuple[list[list[str]], list[str]]:
+    """The nvcc commands of a build: one compilation per unit of `sources` (each
+    names its own file only, its object in `work`), and the link of the objects
+    into `target` (device link included; an undefined symbol is an error)."""
+    objects = [work / f"{Path(unit).stem}.o" for unit in UNITS]
+    compiles = [
+        [compiler, *nvcc_flags, "-c", str(sources / unit), "-o", str(obj)]
+        for unit, obj in zip(UNITS, objects, strict=True)
+    ]
+    link = [
+        compiler,
+        *nvcc_flags,
+        "-shared",
+        "-Xlinker",
+        "--no-undefined",
+        *map(str, objects),
+        "-o",
+        str(target),
+    ]
+    return compiles, link
+
+
+def build(out_dir: Path | None = None, arch: str | None = None, sources: Path = KERNELS) -> Path:
+    """Compile the kernels into a shared library (or reuse an identical earlier build).
+
+    Raises CudaUnavailable without nvcc, and CudaError with nvcc's messages when
+    the code does not compile or link.
+    """
+    compiler = nvcc()
+    nvcc_flags = flags(arch)
+    digest = hashlib.sha256("\0".join([RECIPE, compiler, *nvcc_flags]).encode())
+    for name in SOURCES:
+        path = sources / name
+        if not path.is_file():
+            raise CudaError(f"{path} is missing: the library is built from {', '.join(SOURCES)}")
+        digest.update(f"\0{name}\0{path.stat().st_size}\0".encode())
         digest.update(path.read_bytes())
     out_dir = out_dir or _build_dir()
     target = out_dir / f"minitorch-cuda-{digest.hexdigest()[:16]}.so"
     if target.exists():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
-    partial = out_dir / f".{target.name}.{os.getpid()}"
-    done = subprocess.run(
-        [compiler, *flags, *map(str, files), "-o", str(partial)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise CudaError(f"nvcc could not build the kernels:\n{done.stderr.strip()}")
-    os.replace(partial, target)  # whole or not at all, also with builds side by side
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out_dir))
+    try:
+        compiles, link = commands(compiler, nvcc_flags, sources, work, work / target.name)
+        errors = _run_all(compiles)
+        if errors:
+            raise CudaError("nvcc could not build the kernels:\n" + "\n".join(errors))
+        errors = _run_all([link])
+        if errors:
+            raise CudaError(
+                "nvcc could not link the kernels (combine.cu must define every kernel "
+                "that kernels.cuh declares, with the same parameters, and mm_config; "
+                "and nothing that launch.cu or runtime.cu defines):\n" + "\n".join(errors)
+            )
+        # Whole or not at all, also with builds side by side.
+        os.replace(work / target.name, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _run_all(steps: list[list[str]]) -> list[str]:
+    """Run the commands side by side; the output of each that failed."""
+    running = [
+        subprocess.Popen(step, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for step in steps
+    ]
+    failed = []
+    try:
+        for process in running:
+            output, _ = process.communicate()
+            if process.returncode != 0:
+                failed.append(output.strip() or f"{process.args[0]} failed ({process.returncode})")
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return failed
 
 
 def _build_dir() -> Path:
@@ -204,6 +282,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tensorZip": [p, ints, ints, i, i, p, ints, ints, i, p, ints, ints, i, i],
         "tensorReduce": [p, ints, ints, i, p, ints, ints, i, i, f, i],
         "MatrixMultiply": [p, ints, ints, p, ints, ints, p, ints, ints],
+        "launchCounts": [ctypes.POINTER(i64)],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
@@ -211,6 +290,16 @@ def _declare(lib: ctypes.CDLL) -> None:
         function.restype = ctypes.c_int
     lib.errorString.argtypes = [ctypes.c_int]
     lib.errorString.restype = ctypes.c_char_p
+
+
+def launches() -> dict[str, int]:
+    """How many kernels of each kind (map, zip, reduce, matmul) this process has
+    launched so far: the provided launchers (kernels/launch.cu) count each
+    successful launch. hw2.5's tests read them around every operation of
+    `CudaKernelOps`, which must each launch a kernel of their own kind."""
+    counts = (ctypes.c_int64 * len(KINDS))()
+    check(library().launchCounts(counts))
+    return {kind: int(count) for kind, count in zip(KINDS, counts, strict=True)}
 
 
 class DeviceArray:

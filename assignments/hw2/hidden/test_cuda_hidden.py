@@ -10,7 +10,9 @@ which also catches writes outside the output and kernels that write nothing):
 - large tensors: 4 million numbers mapped and zipped, rows of a million summed,
   a 1024 x 1024 matrix product;
 - hw2.5: random chains of operations with backpropagation on the CUDA backend,
-  against the same chains on the CPU backend run by the reference;
+  against the same chains on the CPU backend run by the reference; every
+  operation on the CUDA backend must launch a kernel of its kind, with the CPU
+  backends refusing work (cuda_cases.run_on_gpu);
 - timing (the grader's `timing` fixture): matrix multiply (hw2.4) and row sums
   (hw2.3) against the reference kernels on the same GPU, inputs made on the GPU
   from a fresh seed each repetition.
@@ -26,6 +28,7 @@ from cuda_cases import (
     probe_kernel,
     random_array,
     run_matmul,
+    run_on_gpu,
     spec,
 )
 
@@ -280,7 +283,7 @@ def probe_chain(seed, use_cuda):
 @pytest.mark.task("hw2.5")
 @pytest.mark.parametrize("seed", range(6))
 def test_gradients_match_the_cpu(student, reference, seed):
-    got = student.run(probe_chain, seed, True)
+    got = run_on_gpu(student, probe_chain, seed, True)
     expected = reference.run(probe_chain, seed, False)
     for name in ("loss", "a", "b", "c"):
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-4, err_msg=name)
@@ -300,7 +303,7 @@ def probe_map_into_out(a, shape):
 @pytest.mark.task("hw2.5")
 def test_map_into_a_permuted_out(student):
     a = random_array(14, (4,))
-    got = student.run(probe_map_into_out, a, [4, 3])
+    got = run_on_gpu(student, probe_map_into_out, a, [4, 3])
     np.testing.assert_allclose(got, np.broadcast_to(a, (3, 4)), rtol=1e-6)
 
 

@@ -1,4 +1,5 @@
-"""Helpers of the hw2 tests: tensors as plain data, and the probe that runs one kernel.
+"""Helpers of the hw2 tests: tensors as plain data, the probe that runs one kernel,
+and the checks that hw2.5's backend computes on the GPU.
 
 A tensor travels as `[storage, shape, strides]` (storage a float64 NumPy array).
 `probe_kernel` runs in your process (the grader's sandboxed worker when graded):
@@ -10,9 +11,19 @@ NaN before the launch, so the tests can tell
 - a kernel that wrote nothing (the starter's stubs): NotImplementedError;
 - a kernel that wrote outside its output (e.g. a bounds check off by one):
   the guards or the gaps between the output's numbers changed.
+
+`run_on_gpu` runs a probe of hw2.5 (the CUDA backend) through `probe_on_gpu`,
+which checks that every operation of `CudaKernelBackend` launched a CUDA kernel
+of its own kind (the provided launchers count their launches:
+`cuda_runtime.launches()`), and makes the CPU backends (`SimpleOps`, `FastOps`)
+refuse all work while the probe runs. An operation computed on the host, or by
+another backend, fails with an AssertionError saying so.
 """
 
 from __future__ import annotations
+
+import inspect
+import textwrap
 
 import numpy as np
 
@@ -141,3 +152,106 @@ def probe_kernel(kind, fn_name, out, inputs, start=0.0, dim=0):
         f"{int(np.flatnonzero(mine).max()) if mine.any() else -1} (a bounds check off by one?)"
     )
     return [result[: len(out_storage)], list(out_shape), list(out_strides)]
+
+
+def run_on_gpu(student, probe, *args):
+    """`student.run(probe, *args)` for hw2.5: the probe runs under `probe_on_gpu`."""
+    source = textwrap.dedent(inspect.getsource(probe))
+    return student.run(probe_on_gpu, source, probe.__name__, list(args))
+
+
+def probe_on_gpu(source, name, args):
+    """Run the probe `name` (defined by `source`) on `args` while watching the CUDA backend.
+
+    Meanwhile every operation of `CudaKernelBackend` must launch at least one
+    kernel of its kind (map, zip, reduce, matmul), read from the launchers'
+    counters, unless its output is empty; and the CPU backends refuse work:
+    the operations of `SimpleOps` and `FastOps`, and of the backends made of
+    them, raise AssertionError. Everything is restored afterwards."""
+    import minitorch  # noqa: F401  (the package first: it imports every module below)
+    from minitorch import cuda_kernel_ops, fast_ops, tensor_ops
+    from minitorch import cuda_runtime as rt
+
+    kinds = {"map": "map", "zip": "zip", "reduce": "reduce", "matrix_multiply": "matmul"}
+    kernels = {"map": "map", "zip": "zip", "reduce": "reduce", "matmul": "matrix multiply"}
+    rule = (
+        "every operation of this backend must run on the GPU (computing it on the "
+        "host, or with another backend, does not count)"
+    )
+    backend, ops = cuda_kernel_ops.CudaKernelBackend, cuda_kernel_ops.CudaKernelOps
+    cpu_classes = (tensor_ops.SimpleOps, fast_ops.FastOps)
+    cpu_backends = {"SimpleBackend": tensor_ops.SimpleBackend}
+    cpu_backends["FastTensorBackend"] = fast_ops.FastTensorBackend
+    if (
+        not isinstance(backend, tensor_ops.TensorBackend)
+        or backend.ops is not ops
+        or any(backend is cpu for cpu in cpu_backends.values())
+    ):
+        raise AssertionError(
+            "hw2.5: CudaKernelBackend must stay TensorBackend(CudaKernelOps), as given: " + rule
+        )
+
+    def operations(table):
+        """(attribute, kind) of every operation of a TensorBackend."""
+        found = []
+        for attribute, value in vars(table).items():
+            kind = "matrix_multiply" if attribute == "matrix_multiply" else attribute.split("_")[-1]
+            if callable(value) and kind in kinds:
+                found.append((attribute, kind))
+        return found
+
+    def refuse(where):
+        def refused(*_args, **_kwargs):
+            raise AssertionError(
+                f"hw2.5: {where} ran during an operation of the CUDA backend "
+                f"(CudaKernelOps may not hand its work to a CPU backend): {rule}"
+            )
+
+        return refused
+
+    def refusing_factory(where):
+        return lambda *_args, **_kwargs: refuse(where)
+
+    def watched(attribute, kind, operation):
+        kernel = kinds[kind]
+
+        def watch(*call_args, **call_kwargs):
+            before = rt.launches()[kernel]
+            result = operation(*call_args, **call_kwargs)
+            if rt.launches()[kernel] == before and getattr(result, "size", 1) != 0:
+                raise AssertionError(
+                    f"hw2.5: CudaKernelOps.{kind} ran no CUDA {kernels[kernel]} kernel "
+                    f"(CudaKernelBackend.{attribute}): {rule}"
+                )
+            return result
+
+        return watch
+
+    saved_classes = [(cls, vars(cls).get(m), m) for cls in cpu_classes for m in kinds]
+    saved_tables = [(table, dict(vars(table))) for table in (*cpu_backends.values(), backend)]
+    try:
+        for cls in cpu_classes:
+            for method in kinds:
+                where = f"{cls.__name__}.{method}"
+                make = refuse if method == "matrix_multiply" else refusing_factory
+                setattr(cls, method, staticmethod(make(where)))
+        for label, table in cpu_backends.items():
+            for attribute, _ in operations(table):
+                setattr(table, attribute, refuse(f"{label}.{attribute}"))
+        # The CUDA backend's operations made anew, so one that takes a CPU
+        # backend's operation when it is made gets the refusing one.
+        tensor_ops.TensorBackend.__init__(backend, ops)
+        for attribute, kind in operations(backend):
+            setattr(backend, attribute, watched(attribute, kind, getattr(backend, attribute)))
+        namespace = {"__name__": "probe"}
+        exec(compile(source, f"<probe {name}>", "exec"), namespace)
+        return namespace[name](*args)
+    finally:
+        for cls, value, method in saved_classes:
+            if value is None:
+                delattr(cls, method)
+            else:
+                setattr(cls, method, value)
+        for table, state in saved_tables:
+            vars(table).clear()
+            vars(table).update(state)

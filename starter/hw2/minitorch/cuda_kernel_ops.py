@@ -14,6 +14,10 @@ therefore float32-accurate (about 7 significant digits).
 
 Task hw2.5 is the Python side of each operation below: make the output
 tensor, move the storages, launch the kernel with the right layouts, copy back.
+Every operation must launch its own kind of kernel: the launchers count their
+launches (`cuda_runtime.launches()`) and hw2.5's tests check the counts, with
+`SimpleOps` and `FastOps` refusing work meanwhile, so an operation computed on
+the host earns nothing.
 Importing this module needs no GPU; the library is built and the GPU looked
 for at the first operation.
 """

@@ -7,13 +7,20 @@ gradients), backpropagation through all of these, and training the network of
 hw1.6 for a few epochs. Values are compared with NumPy; the training run with
 the CPU backend (`FastTensorBackend`, float64) on the same data and seed.
 
+Every probe on the CUDA backend runs through `run_on_gpu` (cuda_cases.py):
+each operation of `CudaKernelBackend` must launch a CUDA kernel of its own
+kind (map, zip, reduce or matrix multiply; the provided launchers count them),
+and the CPU backends refuse work meanwhile. An operation computed on the host,
+with NumPy or by delegating to `SimpleOps` or `FastOps`, fails with an
+AssertionError saying so, however right its numbers.
+
 The GPU computes in float32, so the tolerances are about 1e-5 relative.
 All tests need a CUDA GPU (they are skipped, saying so, without one).
 """
 
 import numpy as np
 import pytest
-from cuda_cases import random_array
+from cuda_cases import random_array, run_on_gpu
 
 pytestmark = [pytest.mark.gpu, pytest.mark.task("hw2.5")]
 
@@ -46,7 +53,7 @@ def probe_elementwise(a, b):
 
 def test_elementwise_operations(student):
     a, b = random_array(1, (4, 5)), random_array(2, (4, 5), 0.5, 2.0)
-    got = student.run(probe_elementwise, a, b)
+    got = run_on_gpu(student, probe_elementwise, a, b)
     expected = {
         "add": a + b,
         "sub": a - b,
@@ -81,7 +88,7 @@ def probe_reductions(a):
 
 def test_reductions(student):
     a = random_array(3, (3, 4, 5))
-    got = student.run(probe_reductions, a)
+    got = run_on_gpu(student, probe_reductions, a)
     np.testing.assert_allclose(got["sum0"], a.sum(0, keepdims=True), **TOL)
     np.testing.assert_allclose(got["sum2"], a.sum(2, keepdims=True), **TOL)
     np.testing.assert_allclose(got["sum"].ravel(), [a.sum()], rtol=1e-5, atol=1e-4)
@@ -108,7 +115,7 @@ def probe_matmuls(a, b, c):
 
 def test_matrix_products(student):
     a, b, c = random_array(4, (6, 7)), random_array(5, (7, 3)), random_array(6, (2, 6, 7))
-    got = student.run(probe_matmuls, a, b, c)
+    got = run_on_gpu(student, probe_matmuls, a, b, c)
     np.testing.assert_allclose(got["2d"], a @ b, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(got["transposed"], b.T @ a.T, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(got["batched"], c @ b, rtol=1e-5, atol=1e-4)
@@ -139,7 +146,7 @@ def test_gradients_through_the_gpu(student):
         random_array(8, (4, 5), -1, 1),
         random_array(9, (5, 3)),
     )
-    got = student.run(probe_gradients, a, b, w)
+    got = run_on_gpu(student, probe_gradients, a, b, w)
     inner = a * b + np.exp(a)
     active = (inner > 0).astype(float)
     upstream = active * (np.ones((4, 3)) @ w.T)
@@ -154,22 +161,19 @@ def test_gradients_through_the_gpu(student):
     np.testing.assert_allclose(got["v"], grad_w, rtol=1e-4, atol=1e-4)
 
 
-def probe_train(seed, epochs):
-    """Loss histories of hw1.6's network trained on the CUDA and on the CPU backend."""
+def probe_train(seed, epochs, use_cuda):
+    """The loss history of hw1.6's network trained on the CUDA or on the CPU backend."""
     import minitorch
     from minitorch.cuda_kernel_ops import CudaKernelBackend
 
+    backend = CudaKernelBackend if use_cuda else minitorch.FastTensorBackend
     data = minitorch.DATASETS["split"](40, seed=seed)
-    runs = {}
-    for name, backend in (("cuda", CudaKernelBackend), ("cpu", minitorch.FastTensorBackend)):
-        history = minitorch.train(
-            data, 8, 0.5, epochs, backend=backend, seed=seed, target_accuracy=2.0
-        )
-        runs[name] = [epoch.loss for epoch in history]
-    return runs
+    history = minitorch.train(data, 8, 0.5, epochs, backend=backend, seed=seed, target_accuracy=2.0)
+    return [epoch.loss for epoch in history]
 
 
 def test_training_on_the_gpu_follows_the_cpu(student):
-    runs = student.run(probe_train, 3, 15)
-    assert len(runs["cuda"]) == len(runs["cpu"]) > 0
-    np.testing.assert_allclose(runs["cuda"], runs["cpu"], rtol=1e-3, atol=1e-4)
+    cuda = run_on_gpu(student, probe_train, 3, 15, True)
+    cpu = student.run(probe_train, 3, 15, False)
+    assert len(cuda) == len(cpu) > 0
+    np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-4)
