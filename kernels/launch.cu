@@ -56,8 +56,8 @@ cudaError_t place_layouts(const int* const* arrays, const int* lengths, int coun
 int blocks_for(int size, int threads) { return (size + threads - 1) / threads; }
 
 // Launch `kernel` (a __global__ function) on the default stream and count the
-// launch if it succeeded. A name that is not a registered kernel is CUDA's
-// "invalid device function", never a call.
+// launch if it succeeded. A name that is not a registered kernel is
+// a CUDA error ("invalid resource handle" on an H200), never a call.
 cudaError_t launch(Kind kind, const void* kernel, dim3 blocks, dim3 threads, void** args) {
   cudaError_t status = cudaLaunchKernel(kernel, blocks, threads, args, 0, nullptr);
   cudaError_t last = cudaGetLastError();
