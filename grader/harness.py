@@ -9,6 +9,9 @@ It runs in the trusted harness process, which never imports student code:
 - every test has a wall-clock budget; a test that exceeds it, or whose worker
   crashes, fails with the reason, and later calls in that test fail at once (so
   Hypothesis does not shrink through a hundred timeouts);
+- the budget also holds in the harness itself: a timer (SIGALRM) fails a test
+  that outlives it, whatever it is doing, e.g. explaining a failed comparison of
+  long lists (`HarnessTimeLimit`);
 - what the student's code printed during a test is attached to its record.
 
 Configuration comes from the JSON file given by `--llmsys-harness`.
@@ -19,10 +22,13 @@ from __future__ import annotations
 import importlib.abc
 import inspect
 import json
+import os
+import signal
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,10 @@ from grader.sandbox import SandboxConfig, die_with_parent
 from grader.workers import Worker, WorkerError, WorkerTimeout
 
 OUTPUT_LIMIT = 64 * 1024
+#: The harness's timer fires this long after a test's budget (plus a tenth of the
+#: budget): a worker call past the budget is stopped by the call's own deadline,
+#: whose clean-up (killing the worker and its uid) may take up to about 2 s.
+TIMER_MARGIN_S = 2.0
 _IMPORT_PROBE = """
 def probe_import(name):
     import importlib
@@ -48,6 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="grade: JSON configuration of the harness (trees, sandbox, limits)",
     )
+
+
+class HarnessTimeLimit(WorkerTimeout):
+    """A test outlived its budget in the harness (not in a worker call): its own
+    code, or pytest explaining a failed assertion, ran past the time limit."""
 
 
 class StudentImportGuard(importlib.abc.MetaPathFinder):
@@ -77,6 +92,9 @@ class Runner:
         self._output_mark = 0
         self._fatal: WorkerError | None = None
         self._import_checked = False
+        #: A worker call is in progress; the call was interrupted (see `_worker_call`).
+        self.in_call = False
+        self.interrupted = False
 
     def check_import(self, packages: list[str]) -> None:
         """Import the student's packages once; if that fails, every later call fails
@@ -87,10 +105,10 @@ class Runner:
         self._import_checked = True
         for package in packages:
             try:
-                self.worker.call(
+                self._worker_call(
                     {"source": _IMPORT_PROBE, "name": "probe_import"},
                     (package,),
-                    timeout=self.budget_s,
+                    self.budget_s,
                 )
             except WorkerError as exc:
                 self._fatal = type(exc)(f"importing {package} failed: {exc}")
@@ -122,13 +140,39 @@ class Runner:
             self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
             raise self._poison
         try:
-            return self.worker.call(probe, args, timeout=left)
+            return self._worker_call(probe, args, left)
+        except HarnessTimeLimit:
+            raise
         except WorkerTimeout:
             self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
             raise self._poison from None
         except WorkerError as exc:
             self._poison = exc
             raise
+
+    def _worker_call(self, probe: dict[str, str], args: tuple[Any, ...], timeout: float) -> Any:
+        """`worker.call`, killing the worker if something interrupts the call (the
+        harness's timer, Ctrl-C): a request or a response may be half-sent, and the
+        next call must not read the rest of an old frame as its answer."""
+        self.in_call = True
+        try:
+            return self.worker.call(probe, args, timeout=timeout)
+        except BaseException as exc:
+            # A student's exception came in a whole frame; the worker's own errors
+            # (time limit, crash, bad data) have killed it already.
+            answered = hasattr(exc, "student_traceback") or (
+                isinstance(exc, WorkerError) and not isinstance(exc, HarnessTimeLimit)
+            )
+            if not answered:
+                self.interrupted = True
+                self.worker.kill()
+            raise
+        finally:
+            self.in_call = False
+
+    def expire(self, error: HarnessTimeLimit) -> None:
+        """The test's time is up: every later call of this test fails with `error`."""
+        self._poison = error
 
     def begin_test(self, budget_s: float | None = None) -> None:
         """Start a test's clock: `budget_s` seconds (default: the manifest's limit)."""
@@ -186,6 +230,11 @@ class Harness:
         )
         budget = float(config["test_timeout_s"])
         env = {k: str(v) for k, v in config.get("env", {}).items()}
+        # The GPUs the batch gave this submission (the local backend sets this for the
+        # harness): workers start with an environment of their own, and without it
+        # they would all use the host's first GPU, whatever submission they belong to.
+        if "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         self.student_runner = Runner(
             Worker(
                 Path(config["student_tree"]), logs / "student.log", sandbox, env, name="student"
@@ -211,15 +260,107 @@ class Harness:
             budget,
         )
         self.guard = StudentImportGuard(config["student_packages"])
+        # The harness's own clock of the current test (see `_on_alarm`).
+        self._limit_s = 0.0
+        self._expired: HarnessTimeLimit | None = None
+        self._reported = False
+        self._phase: str | None = None
+        self._timer = False
+        self._previous_alarm: Any = None
+
+    @property
+    def runners(self) -> tuple[Runner, Runner]:
+        return (self.student_runner, self.reference_runner)
 
     def pytest_configure(self, config: pytest.Config) -> None:
         sys.meta_path.insert(0, self.guard)
         for folder in self.config.get("import_paths", ()):
             sys.path.insert(0, folder)
+        # Signals reach the main thread only; elsewhere the worker calls' own
+        # deadlines are the only bound.
+        self._timer = threading.current_thread() is threading.main_thread()
+        if self._timer:
+            self._previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        for runner in (self.student_runner, self.reference_runner):
+        if self._timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous_alarm)
+            self._timer = False
+        for runner in self.runners:
             runner.worker.kill()
+
+    # -- the harness's own clock -----------------------------------------------------
+    # A worker call cannot outlast the test's budget, but the harness's side of a
+    # test can: its own code, or pytest explaining a failed assertion (a full diff
+    # of two long lists took minutes). The timer fails the test past its budget
+    # whatever the harness is doing then.
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self._expired is not None or not self._limit_s:
+            return  # once per test, and never between tests
+        while_calling = any(runner.in_call for runner in self.runners)
+        self._expired = HarnessTimeLimit(
+            f"the test's time limit ({self._limit_s:g} s) was exceeded "
+            + (
+                "(the call did not return in time)"
+                if while_calling
+                else "while checking the result"
+            )
+        )
+        for runner in self.runners:
+            runner.expire(self._expired)
+        if self._phase is not None:
+            raise self._time_limit()
+        # Between the phases of a test (pytest reporting): the next one fails at once.
+
+    def _time_limit(self) -> HarnessTimeLimit:
+        assert self._expired is not None
+        return HarnessTimeLimit(str(self._expired))
+
+    def _guard(self, phase: str) -> Generator[None, Any, Any]:
+        """Run one phase of a test (setup, call, teardown) where the timer may raise.
+
+        Once the time is up the phase fails with `HarnessTimeLimit`, whatever it
+        raised instead: pytest turns an exception inside an assertion's explanation
+        into text, and Hypothesis reports what its replay raised.
+        """
+        if self._expired is not None and not self._reported and phase != "teardown":
+            self._reported = True
+            raise self._time_limit()
+        self._phase = phase
+        try:
+            result = yield
+        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
+            self._phase = None
+            raise
+        except BaseException as exc:
+            self._phase = None
+            if self._expired is None or self._reported:
+                raise
+            self._reported = True
+            if isinstance(exc, HarnessTimeLimit):
+                raise
+            raise self._time_limit() from None
+        self._phase = None
+        if self._expired is not None and not self._reported:
+            self._reported = True
+            raise self._time_limit()
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._guard("setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._guard("call"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: Any
+    ) -> Generator[None, Any, Any]:
+        return (yield from self._guard("teardown"))
 
     @pytest.fixture(scope="session")
     def student(self) -> Runner:
@@ -255,9 +396,23 @@ class Harness:
         budget = test_budget(item)
         self.student_runner.begin_test(budget)
         self.reference_runner.begin_test(budget)
+        self._limit_s = self.student_runner.budget_s
+        self._expired, self._reported = None, False
+        if self._timer:
+            margin = TIMER_MARGIN_S + self._limit_s / 10
+            signal.setitimer(signal.ITIMER_REAL, self._limit_s + margin)
         try:
             return (yield)
         finally:
+            if self._timer:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            self._limit_s = 0.0
+            for runner in self.runners:
+                if runner.interrupted:
+                    # Killed when its call was cut short; again here, with the timer
+                    # off, in case that clean-up was itself cut short.
+                    runner.worker.kill()
+                    runner.interrupted = False
             self.reference_runner.end_test()
 
     @pytest.hookimpl(wrapper=True)
@@ -309,7 +464,13 @@ class TimingFixture:
         student = self.harness.student_runner
         student.check_import(self.harness.config["student_packages"])
         result = timing.compare(
-            student, self.harness.reference_runner, probe, self.check, rtol, atol
+            student,
+            self.harness.reference_runner,
+            probe,
+            self.check,
+            rtol,
+            atol,
+            pause=student.worker.paused,
         )
         self.item.user_properties.append(("timing_ratio", round(result.ratio, 4)))
         self.item.user_properties.append(("timing_credit", round(result.credit, 4)))

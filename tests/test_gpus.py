@@ -94,3 +94,36 @@ def test_detect_follows_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch):
     assert detect() == ["2", "3"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert detect() == []
+
+
+ENV_TEST = """\
+import pytest
+
+
+def probe_visible():
+    import os
+
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+@pytest.mark.task("hw1.1")
+def test_sees_only_its_gpu(student):
+    assert student.run(probe_visible) == "3"
+"""
+
+
+def test_workers_see_only_the_gpus_their_submission_was_given(graded_course, tmp_path):
+    """Without this, every worker of a batch on a GPU host used the first GPU: two
+    submissions graded at once timed each other's kernels."""
+    from grader import grade
+    from grader.backends.local import LocalBackend
+    from grader.manifest import Course
+    from tests.conftest import GOOD_OPS, submission, write
+
+    write(graded_course / "assignments/hw1/tests/test_env.py", ENV_TEST)
+    course = Course.load(graded_course)
+    ctx = grade.context(course, course.get("hw1"))
+    path = submission(tmp_path / "subs", "ann", GOOD_OPS)
+    result = grade.grade_submission(ctx, path, tmp_path / "work", LocalBackend(), gpus=("3",))
+    test = next(t for t in result.tests if t.id.endswith("::test_sees_only_its_gpu"))
+    assert test.status == "passed", test.output

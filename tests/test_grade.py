@@ -278,7 +278,7 @@ def test_broken_task_costs_only_its_own_points(composed_course: Path, tmp_path: 
     mul_tests = [t for t in result.tests if t.task == "hw1.2"]
     assert mul_tests and all(t.status == "passed" for t in mul_tests)
     assert all("passed with working files for the other tasks" in t.output for t in mul_tests)
-    assert any("failed only through your files of other tasks" in n for n in result.notices)
+    assert any("only through your files of other tasks" in n for n in result.notices)
     # The rerun next to the reference showed the student nothing of it.
     assert "the reference's own line" not in json.dumps(results.to_dict(result))
 
@@ -361,3 +361,110 @@ def test_a_failed_import_is_checked_once_per_session():
     assert calls == [("minitorch",)]
     with pytest.raises(WorkerTimeout, match="importing minitorch failed"):
         runner.run(probe_nothing)
+
+
+SLOW_TO_EXPLAIN = """\
+import time
+
+import pytest
+
+
+@pytest.mark.task("hw1.2")
+def test_long_lists_slow_to_explain(student, monkeypatch):
+    # CI makes pytest explain a failed comparison by a full diff: of 3000 floats
+    # that all differ, a minute or more of work in the harness.
+    monkeypatch.setenv("CI", "1")
+    six = student.call("mini.mul", 2, 3)
+    assert [six * i + 0.5 for i in range(3000)] == [6.0 * i for i in range(3000)]
+
+
+@pytest.mark.task("hw1.2")
+def test_stops_its_worker(student):
+    assert student.call("mini.mul", 5, 1) == 5
+
+
+@pytest.mark.task("hw1.2")
+def test_big_request_to_a_stopped_worker(student):
+    time.sleep(1.0)  # the worker has stopped by now (0.1 s after it answered)
+    assert student.call("mini.add", [0] * 1_000_000, []) == [0] * 1_000_000
+
+
+@pytest.mark.task("hw1.2")
+def test_after(student):
+    assert student.call("mini.mul", 2, 3) == 6
+"""
+
+
+def test_a_test_past_its_limit_in_the_harness_fails_and_the_next_one_runs(
+    graded_course: Path, tmp_path: Path
+):
+    """The time limit holds on the harness's side too: pytest's explanation of two long
+    lists that differ (minutes of diffing) and a request that a stopped worker never
+    reads each fail their test soon after its 3 s, with the harness's reason; the
+    stopped worker is killed, and the next test gets a fresh one and passes."""
+    write(graded_course / "assignments/hw1/hidden/test_slow_explain.py", SLOW_TO_EXPLAIN)
+    ops = GOOD_OPS.replace(
+        "    return x * y\n",
+        "    if x == 5:\n"
+        "        import os, signal, threading, time\n"
+        "        def stop():\n"
+        "            time.sleep(0.1)\n"
+        "            os.kill(os.getpid(), signal.SIGSTOP)\n"
+        "        threading.Thread(target=stop).start()\n"
+        "    return x * y\n",
+    )
+    start = time.monotonic()
+    result = grade_one(graded_course, submission(tmp_path / "subs", "kit", ops), tmp_path)
+    elapsed = time.monotonic() - start
+    by_id = {t.id.split("::")[-1]: t for t in result.tests}
+    slow = by_id["test_long_lists_slow_to_explain"]
+    assert slow.status == "failed"
+    assert slow.output == (
+        "HarnessTimeLimit: the test's time limit (3 s) was exceeded while checking the result"
+    )
+    assert by_id["test_stops_its_worker"].status == "passed"
+    stopped = by_id["test_big_request_to_a_stopped_worker"]
+    assert stopped.status == "failed"
+    assert stopped.output == (
+        "HarnessTimeLimit: the test's time limit (3 s) was exceeded "
+        "(the call did not return in time)"
+    )
+    assert by_id["test_after"].status == "passed"
+    assert by_id["test_mul_matches_reference"].status == "passed"
+    # Two limits of 3 s (each with the timer's margin of 2.3 s), not minutes.
+    assert elapsed < 30, elapsed
+
+
+def test_a_call_cut_short_kills_its_worker():
+    """An exception that interrupts a worker call (the harness's timer) leaves no
+    half-read frame behind: the worker is killed, so the next call starts a fresh
+    one. A student's exception arrives in a whole frame and keeps the worker."""
+    from grader.harness import HarnessTimeLimit, Runner
+
+    class FakeWorker:
+        output = Path("/nonexistent")
+
+        def __init__(self) -> None:
+            self.kills = 0
+            self.error: BaseException = HarnessTimeLimit("cut short")
+
+        def call(self, probe, args, timeout):
+            raise self.error
+
+        def kill(self) -> None:
+            self.kills += 1
+
+    worker = FakeWorker()
+    runner = Runner(worker, budget_s=1.0)  # type: ignore[arg-type]
+    runner.begin_test()
+    with pytest.raises(HarnessTimeLimit):
+        runner.call("mini.add", 1, 2)
+    assert worker.kills == 1 and runner.interrupted and not runner.in_call
+    runner.begin_test()
+    runner.interrupted = False
+    student_error = ValueError("bad input")
+    student_error.student_traceback = "Traceback ..."  # type: ignore[attr-defined]
+    worker.error = student_error
+    with pytest.raises(ValueError):
+        runner.call("mini.add", 1, 2)
+    assert worker.kills == 1 and not runner.interrupted

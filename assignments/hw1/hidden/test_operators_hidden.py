@@ -273,7 +273,11 @@ def test_max_matches_reference_on_ties_and_extremes(student, reference):
 
 
 def test_is_close_just_inside_and_just_outside_the_tolerance(student, reference):
+    """is_close is |x - y| < 0.01 (strictly), at its threshold and near it, in both orders."""
+    below, above = math.nextafter(0.01, 0.0), math.nextafter(0.01, 1.0)
     inside = [
+        [0.0, below],
+        [-below, 0.0],
         [0.0, 0.0099],
         [0.0, -0.0099],
         [0.0, 0.00999],
@@ -286,6 +290,9 @@ def test_is_close_just_inside_and_just_outside_the_tolerance(student, reference)
         [0.0, -0.0],
     ]
     outside = [
+        [0.0, 0.01],
+        [-0.01, 0.0],
+        [0.0, above],
         [0.0, 0.0101],
         [0.0, -0.0101],
         [0.0, 0.01001],
@@ -301,7 +308,7 @@ def test_is_close_just_inside_and_just_outside_the_tolerance(student, reference)
     expected = [True] * len(inside) + [False] * len(outside)
     for cases in (pairs, swapped):
         got, want = both(student, reference, probe_binary, "is_close", cases)
-        assert want == expected  # the inputs are far enough from the boundary
+        assert want == expected  # the reference's |x - y| < 0.01 agrees
         assert [bool(v) for v in got] == expected, f"is_close on {cases}: got {got}"
 
 
