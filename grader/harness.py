@@ -40,7 +40,12 @@ from grader.sandbox import SandboxConfig, die_with_parent
 from grader.workers import Worker, WorkerError, WorkerTimeout
 
 OUTPUT_LIMIT = 64 * 1024
-#: The harness's timer fires this long after a test's budget (plus a tenth of the
+#: A test's budget counts its worker's own time (the wall clock less what the worker
+#: waited for a CPU, `Runner.left`), so a busy host does not fail correct code; this
+#: many budgets of wall clock is the hard bound all the same (code that sleeps or
+#: waits on something else is stopped there).
+LOAD_ALLOWANCE = 3.0
+#: The harness's timer fires this long after a test's wall-clock bound (plus a tenth of the
 #: budget): a worker call past the budget is stopped by the call's own deadline,
 #: whose clean-up (killing the worker and its uid) may take up to about 2 s.
 TIMER_MARGIN_S = 2.0
@@ -87,6 +92,8 @@ class Runner:
         self.default_budget_s = budget_s
         self.budget_s = budget_s
         self._deadline = float("inf")
+        self._started = float("inf")
+        self._waited: tuple[int | None, float] = (None, 0.0)
         self._poison: WorkerError | None = None
         self._sources: dict[Callable[..., Any], dict[str, str]] = {}
         self._output_mark = 0
@@ -108,7 +115,8 @@ class Runner:
                 self._worker_call(
                     {"source": _IMPORT_PROBE, "name": "probe_import"},
                     (package,),
-                    self.budget_s,
+                    self.budget_s * LOAD_ALLOWANCE,
+                    self.left,
                 )
             except WorkerError as exc:
                 self._fatal = type(exc)(f"importing {package} failed: {exc}")
@@ -135,12 +143,12 @@ class Runner:
             raise type(self._fatal)(str(self._fatal))
         if self._poison is not None:
             raise type(self._poison)(str(self._poison))
-        left = self._deadline - time.monotonic()
-        if left <= 0:
+        wall_left = self._deadline - time.monotonic()
+        if wall_left <= 0 or self.left() <= 0:
             self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
             raise self._poison
         try:
-            return self._worker_call(probe, args, left)
+            return self._worker_call(probe, args, wall_left, self.left)
         except HarnessTimeLimit:
             raise
         except WorkerTimeout:
@@ -150,13 +158,19 @@ class Runner:
             self._poison = exc
             raise
 
-    def _worker_call(self, probe: dict[str, str], args: tuple[Any, ...], timeout: float) -> Any:
+    def _worker_call(
+        self,
+        probe: dict[str, str],
+        args: tuple[Any, ...],
+        timeout: float,
+        left: Callable[[], float] | None = None,
+    ) -> Any:
         """`worker.call`, killing the worker if something interrupts the call (the
         harness's timer, Ctrl-C): a request or a response may be half-sent, and the
         next call must not read the rest of an old frame as its answer."""
         self.in_call = True
         try:
-            return self.worker.call(probe, args, timeout=timeout)
+            return self.worker.call(probe, args, timeout=timeout, left=left)
         except BaseException as exc:
             # A student's exception came in a whole frame; the worker's own errors
             # (time limit, crash, bad data) have killed it already.
@@ -175,15 +189,35 @@ class Runner:
         self._poison = error
 
     def begin_test(self, budget_s: float | None = None) -> None:
-        """Start a test's clock: `budget_s` seconds (default: the manifest's limit)."""
+        """Start a test's clock: `budget_s` seconds (default: the manifest's limit) of
+        the test's own time (see `left`), and LOAD_ALLOWANCE times that of wall clock
+        at the most."""
         self.budget_s = self.default_budget_s if budget_s is None else budget_s
-        self._deadline = time.monotonic() + self.budget_s
+        self._started = time.monotonic()
+        self._deadline = self._started + self.budget_s * LOAD_ALLOWANCE
+        self._waited = (self._worker_pid(), self.worker.waited_seconds())
         self._poison = None
         self._output_mark = _size(self.worker.output)
+
+    def left(self) -> float:
+        """Seconds of the test's budget left: the wall clock since the test began, less
+        the time the worker's code was ready to run but waited for a CPU that other
+        work held (`Worker.waited_seconds`). On an idle host that is the wall clock;
+        on a busy one, the test is not charged for the host's load."""
+        pid, waited = self._waited
+        now_waited = self.worker.waited_seconds()
+        # A worker started during the test has waited only since it started.
+        delay = now_waited - waited if self._worker_pid() == pid else now_waited
+        return self.budget_s - (time.monotonic() - self._started - max(delay, 0.0))
+
+    def _worker_pid(self) -> int | None:
+        process = self.worker.process
+        return process.pid if process is not None else None
 
     def end_test(self) -> str:
         """What the worker printed during the test (head and tail if long)."""
         self._deadline = float("inf")
+        self._started = float("inf")
         self._poison = None
         return read_output(self.worker.output, self._output_mark)
 
@@ -400,7 +434,7 @@ class Harness:
         self._expired, self._reported = None, False
         if self._timer:
             margin = TIMER_MARGIN_S + self._limit_s / 10
-            signal.setitimer(signal.ITIMER_REAL, self._limit_s + margin)
+            signal.setitimer(signal.ITIMER_REAL, self._limit_s * LOAD_ALLOWANCE + margin)
         try:
             return (yield)
         finally:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +27,8 @@ from grader import wire
 from grader.sandbox import SandboxConfig
 
 START_TIMEOUT_S = 60.0
+#: How often a call with a time budget asks how much of it is left, in seconds.
+POLL_S = 0.1
 #: -I: no user site, no PYTHON* variables; -u: what student code prints reaches its
 #: test's feedback even when the worker is killed before it would have flushed.
 WORKER = (sys.executable, "-I", "-u", "-m", "grader.worker")
@@ -159,9 +161,47 @@ class Worker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def waited_seconds(self) -> float:
+        """How long the worker's main thread has been ready to run but waiting for a
+        CPU (the kernel's run-queue delay, /proc/PID/schedstat): the part of the wall
+        clock that a busy host adds. 0.0 when no worker runs or the kernel keeps no
+        such figure."""
+        if self.process is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.process.pid}/schedstat", "rb") as handle:
+                return int(handle.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by this worker's code: with a sandbox, every process
+        of its uid (threads and reaped children included); without one, the worker
+        process and its reaped children. 0.0 when no worker runs.
+
+        Time limits count this rather than the wall clock alone, so that a busy
+        host, which stretches wall time, does not make correct code run out of time.
+        """
+        if self.process is None:
+            return 0.0
+        pids = _pids_of(self.sandbox.uid) if self.sandbox is not None else [str(self.process.pid)]
+        return sum(_cpu_of(pid) for pid in pids)
+
     # -- calls -------------------------------------------------------------------------
-    def call(self, probe: dict[str, str], args: tuple[Any, ...], timeout: float) -> Any:
-        """Run a probe in the worker; its value, or the student's exception re-raised."""
+    def call(
+        self,
+        probe: dict[str, str],
+        args: tuple[Any, ...],
+        timeout: float,
+        left: Callable[[], float] | None = None,
+    ) -> Any:
+        """Run a probe in the worker; its value, or the student's exception re-raised.
+
+        `timeout`: wall-clock seconds at the most. `left()`, when given, says how
+        much of the call's own time budget is left (asked about every POLL_S while
+        the call runs): the call times out when that reaches 0, so a budget can
+        count the worker's running time rather than the wall clock (see
+        `waited_seconds`)."""
         if not self.alive:
             self.kill()
             self.start()
@@ -176,7 +216,7 @@ class Worker:
             raise
         except OSError:
             raise self._died() from None
-        response = self._receive(deadline)
+        response = self._receive(deadline, left)
         if response.get("id") != request_id:
             self.kill()
             raise WorkerDied("the worker answered out of turn (its protocol was tampered with)")
@@ -184,8 +224,11 @@ class Worker:
             return response.get("value")
         raise student_exception(response.get("error"))
 
-    def _receive(self, deadline: float) -> dict[str, Any]:
-        """The next frame from the worker, before `deadline`.
+    def _receive(
+        self, deadline: float, budget_left: Callable[[], float] | None = None
+    ) -> dict[str, Any]:
+        """The next frame from the worker, before `deadline` (and while `budget_left()`
+        stays above 0).
 
         Every message raised here is the harness's own words: a worker has seen the
         hidden tests' probes and inputs, so nothing it sent may be quoted back
@@ -193,10 +236,18 @@ class Worker:
         """
 
         def wait() -> None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._responses], [], [], left)[0]:
-                self.kill()
-                raise WorkerTimeout("time limit exceeded (the call did not return in time)")
+            while True:
+                left = deadline - time.monotonic()
+                if budget_left is not None:
+                    if budget_left() <= 0:
+                        left = 0
+                    else:
+                        left = min(left, POLL_S)
+                if left > 0 and select.select([self._responses], [], [], left)[0]:
+                    return
+                if deadline - time.monotonic() <= 0 or budget_left is None or left <= 0:
+                    self.kill()
+                    raise WorkerTimeout("time limit exceeded (the call did not return in time)")
 
         try:
             return wire.unpack(lambda n: wire.read_into(self._responses, n, wait))
@@ -345,3 +396,17 @@ def continue_uid(uid: int) -> None:
             os.kill(int(pid), signal.SIGCONT)
         except ProcessLookupError:
             continue
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: str) -> float:
+    """utime + stime + cutime + cstime of a process, in seconds (0.0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[-1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    # After the command name: state is field 3, utime .. cstime are fields 14-17.
+    return sum(int(value) for value in fields[11:15]) / _TICK

@@ -351,7 +351,7 @@ def test_a_failed_import_is_checked_once_per_session():
     class HangingImport:
         output = Path("/nonexistent")
 
-        def call(self, probe, args, timeout):
+        def call(self, probe, args, timeout, left=None):
             calls.append(args)
             raise WorkerTimeout("time limit exceeded")
 
@@ -444,12 +444,17 @@ def test_a_call_cut_short_kills_its_worker():
     class FakeWorker:
         output = Path("/nonexistent")
 
+        process = None
+
         def __init__(self) -> None:
             self.kills = 0
             self.error: BaseException = HarnessTimeLimit("cut short")
 
-        def call(self, probe, args, timeout):
+        def call(self, probe, args, timeout, left=None):
             raise self.error
+
+        def waited_seconds(self) -> float:
+            return 0.0
 
         def kill(self) -> None:
             self.kills += 1

@@ -42,3 +42,48 @@ def test_a_hanging_task_costs_only_its_own_points_within_one_limit(
     mul_tests = [t for t in result.tests if t.task == "hw1.2"]
     assert mul_tests and all(t.status == "passed" for t in mul_tests)
     assert all("passed in a second run" in t.output for t in mul_tests)
+
+
+def _busy_add(cpu_s: float) -> str:
+    """ops whose add keeps a core busy for `cpu_s` seconds of its own CPU time."""
+    return GOOD_OPS.replace(
+        "    return x + y\n",
+        "    import time\n"
+        f"    end = time.process_time() + {cpu_s}\n"
+        "    while time.process_time() < end:\n"
+        "        pass\n"
+        "    return x + y\n",
+    )
+
+
+def test_a_busy_host_does_not_make_correct_code_run_out_of_time(
+    graded_course: Path, tmp_path: Path
+):
+    """add needs 2 s of CPU against a 3 s limit; six processes spinning beside the
+    grader stretch its wall time past 3 s, yet it passes: the limit counts the time
+    the worker ran, not the time it waited for a CPU. 7 s of CPU still fails."""
+    import subprocess
+    import sys
+
+    _limits(graded_course, test_s=3, submission_s=120)
+    subs = tmp_path / "subs"
+    fits = submission(subs, "fits", _busy_add(2.0))
+    too_slow = submission(subs, "slow", _busy_add(7.0))
+    # Each in a session of its own: the scheduler's autogroups would otherwise count
+    # the six as one, and the worker's group would hardly notice them.
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(6)
+    ]
+    try:
+        passed = grade_one(graded_course, fits, tmp_path)
+        failed = grade_one(graded_course, too_slow, tmp_path)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    add = next(t for t in passed.tests if t.id == "tests/test_mini.py::test_add")
+    assert add.status == "passed", add.output
+    assert add.duration_s > 3.0, "the host was not busy enough to show anything"
+    slow = next(t for t in failed.tests if t.id == "tests/test_mini.py::test_add")
+    assert slow.status == "failed" and "time limit (3 s) exceeded" in slow.output
