@@ -133,3 +133,18 @@ def test_manifest_reference_page_is_in_sync():
 
     page = (REPO / "docs" / "manifest.md").read_text()
     assert page == schema_markdown(), "run: llmsys validate --schema > docs/manifest.md"
+
+
+def test_extends_ships_the_earlier_assignments_files_first(course: Path):
+    path = course / "assignments/hw2/assignment.toml"
+    path.write_text(
+        path.read_text().replace(
+            'ship = ["solutions/mini", "kernels/neg.cu"]',
+            'extends = "hw1"\nship = ["kernels/neg.cu"]',
+        )
+    )
+    hw2 = Course.load(course).get("hw2")
+    assert hw2.ship == ("solutions/mini", "kernels/neg.cu")
+    path.write_text(path.read_text().replace('extends = "hw1"', 'extends = "hw2"'))
+    with pytest.raises(ManifestError, match="extends: 'hw2' is not an earlier assignment"):
+        Course.load(course)
