@@ -43,6 +43,11 @@ LOCAL = (
     "hostile-fork-bomb",
     "hostile-network",
     "hostile-touch-others",
+    "hostile-slow-the-reference",
+    "hostile-plant-reference",
+    "hostile-read-plants",
+    "hostile-user-namespace",
+    "hostile-frame-leak",
 )
 
 pytestmark = pytest.mark.slow
@@ -176,6 +181,7 @@ def test_attacks_leave_nothing_behind_in_docker(docker_batch, hostile, docker_ba
 def test_each_attack_fails_for_the_stated_reason_in_docker(docker_batch):
     batch, _, _ = docker_batch
     check_reasons(by_name(batch))
+    check_contained(by_name(batch))
     got = by_name(batch)
     for name in ("hostile-fake-timer", "hostile-cache-outputs"):
         timed = next(t for t in got[name].tests if t.id.endswith("::test_matmul_speed"))
@@ -188,6 +194,20 @@ def test_each_attack_fails_for_the_stated_reason_in_docker(docker_batch):
     assert slowed.timing_ratio >= 20, slowed
     cached = next(t for t in got["hostile-cache-outputs"].tests if "matmul_speed" in t.id)
     assert cached.status == "failed" and "cannot be cached" in cached.staff_output, cached
+
+
+def check_contained(got: dict[str, SubmissionResult]) -> None:
+    """The attacks on timing, IPC, namespaces and the wire protocol fail as they must."""
+    slowed = got["hostile-slow-the-reference"]
+    timed = {t.id.rsplit("::", 1)[-1]: t for t in slowed.tests if t.timing_ratio is not None}
+    # Its spinners were stopped while the reference was timed: the real slowdown.
+    assert timed["test_matmul_speed"].points == 0.0, timed["test_matmul_speed"]
+    assert timed["test_matmul_speed"].timing_ratio >= 20, timed["test_matmul_speed"]
+    assert timed["test_reduce_speed"].points == timed["test_reduce_speed"].max_points
+    leaks = [t.output for t in got["hostile-frame-leak"].tests if "malformed" in t.output]
+    assert leaks and all(
+        out == "WorkerDied: the worker sent malformed data (malformed float)" for out in leaks
+    ), leaks[:3]
 
 
 def check_reasons(got: dict[str, SubmissionResult]) -> None:
@@ -221,6 +241,7 @@ def test_local_sandbox_stops_the_same_attacks(local_batch, hw1_context):
     batch, out = local_batch
     check_outcomes(batch, list(LOCAL))
     check_nothing_reached(batch, out, hw1_context)
+    check_contained(by_name(batch))
     assert "time limit exceeded" in by_name(batch)["hostile-fork-bomb"].tests[0].output
     assert not list(Path("/tmp").glob("llmsys-pwned*"))
     assert student_processes() == []
