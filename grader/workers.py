@@ -174,19 +174,6 @@ class Worker:
         except (OSError, IndexError, ValueError):
             return 0.0
 
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by this worker's code: with a sandbox, every process
-        of its uid (threads and reaped children included); without one, the worker
-        process and its reaped children. 0.0 when no worker runs.
-
-        Time limits count this rather than the wall clock alone, so that a busy
-        host, which stretches wall time, does not make correct code run out of time.
-        """
-        if self.process is None:
-            return 0.0
-        pids = _pids_of(self.sandbox.uid) if self.sandbox is not None else [str(self.process.pid)]
-        return sum(_cpu_of(pid) for pid in pids)
-
     # -- calls -------------------------------------------------------------------------
     def call(
         self,
@@ -396,17 +383,3 @@ def continue_uid(uid: int) -> None:
             os.kill(int(pid), signal.SIGCONT)
         except ProcessLookupError:
             continue
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_of(pid: str) -> float:
-    """utime + stime + cutime + cstime of a process, in seconds (0.0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[-1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    # After the command name: state is field 3, utime .. cstime are fields 14-17.
-    return sum(int(value) for value in fields[11:15]) / _TICK

@@ -81,11 +81,12 @@ def hw1_sample(hw1_examples: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @contextmanager
 def busy_host() -> Iterator[None]:
-    """A process spinning on each core while the block runs: another job's load.
-    Each in a session of its own, so the scheduler counts them one by one."""
+    """A CPU hog beside the batch while the block runs (another job's load): a process
+    spinning on all cores but one, each in a session of its own, so the scheduler
+    counts them one by one."""
     hogs = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
-        for _ in range(os.cpu_count() or 1)
+        for _ in range(max(1, (os.cpu_count() or 1) - 1))
     ]
     try:
         yield
