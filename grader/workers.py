@@ -315,26 +315,16 @@ def kill_uid(uid: int) -> None:
     if uid == 0:
         raise ValueError("refusing to kill every process of root")
     for _ in range(40):
-        found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
+        found = _pids_of(uid)
+        for pid in found:
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found = True
-                    if not _zombie(entry):
-                        os.kill(int(entry), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                if _state(pid) != b"Z":
+                    os.kill(int(pid), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
                 continue
         if not found:
             return
         time.sleep(0.05)
-
-
-def _zombie(pid: str) -> bool:
-    """True for a process that has exited and waits to be reaped."""
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        return handle.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
 
 
 def _state(pid: str) -> bytes:
@@ -344,13 +334,14 @@ def _state(pid: str) -> bytes:
 
 
 def _pids_of(uid: int) -> list[str]:
+    """The pids of every process of `uid` on this host (as /proc shows them here)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if os.stat(f"/proc/{entry}").st_uid == uid:
                     found.append(entry)
-            except FileNotFoundError:
+            except (FileNotFoundError, PermissionError):
                 continue
     return found
 
