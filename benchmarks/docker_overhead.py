@@ -31,30 +31,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from grader import examples, grade  # noqa: E402
+from grader import examples  # noqa: E402
 from grader.backends import image  # noqa: E402
-from grader.backends.docker import ContainerLimits, DockerBackend  # noqa: E402
+from grader.backends.docker import DockerBackend  # noqa: E402
 from grader.backends.local import LocalBackend  # noqa: E402
 from grader.batch import grade_batch  # noqa: E402
+from grader.context import Context, render_context  # noqa: E402
 from grader.manifest import Course  # noqa: E402
 from grader.starter import write_tree  # noqa: E402
 
 
-def container_start(backend: DockerBackend, ctx: grade.Context, repeat: int) -> float:
+def container_start(backend: DockerBackend, ctx: Context, repeat: int) -> float:
     times = []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         (work / "student").mkdir()
         (work / "harness").mkdir()
-        backend._limits[work] = ContainerLimits.of(ctx.assignment.limits, 256)
+        placement = backend.prepare(ctx, work, 0)
         for _ in range(repeat):
-            run = backend.run_harness(["true"], work, {}, 60, None)
+            run = backend.run_harness(placement, ["true"], {}, 60)
             assert run.returncode == 0, run.log
             times.append(run.duration_s)
     return statistics.median(times)
 
 
-def batch_time(ctx: grade.Context, folder: Path, backend: object, jobs: int) -> float:
+def batch_time(ctx: Context, folder: Path, backend: object, jobs: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         batch = grade_batch(ctx, sorted(folder.iterdir()), Path(out), backend, jobs=jobs)
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="container starts to time")
     args = parser.parse_args()
     course = Course.load(REPO)
-    ctx = grade.context(course, course.get("hw1"))
+    ctx = render_context(course, course.get("hw1"))
     spec = examples.specs(REPO, "hw1")[args.example]
     files = examples.example_files(ctx, args.example, spec)
     docker = DockerBackend(image.tag(REPO))

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from grader import grade, sandbox  # noqa: E402
 from grader.backends.local import LocalBackend  # noqa: E402
+from grader.context import Context, render_context  # noqa: E402
 from grader.manifest import Course  # noqa: E402
 from grader.starter import write_tree  # noqa: E402
 from grader.workers import Worker  # noqa: E402
@@ -49,7 +50,7 @@ def reference():
 """
 
 
-def plain_run(ctx: grade.Context, folder: Path) -> float:
+def plain_run(ctx: Context, folder: Path) -> float:
     write_tree(ctx.reference, folder)
     for path in (folder / "tests").glob("test_*.py"):  # the ones --tests left out
         if f"tests/{path.name}" not in ctx.public_tests:
@@ -78,7 +79,7 @@ def plain_run(ctx: grade.Context, folder: Path) -> float:
     return elapsed
 
 
-def graded_run(ctx: grade.Context, work: Path) -> float:
+def graded_run(ctx: Context, work: Path) -> float:
     submission = work.parent / f"{work.name}-submission"
     write_tree({rel: ctx.reference[rel] for rel in ctx.assignment.submit}, submission)
     start = time.perf_counter()
@@ -90,7 +91,7 @@ def graded_run(ctx: grade.Context, work: Path) -> float:
     return elapsed
 
 
-def probe_round_trip(ctx: grade.Context, folder: Path, calls: int = 2000) -> float:
+def probe_round_trip(ctx: Context, folder: Path, calls: int = 2000) -> float:
     write_tree(ctx.reference, folder)
     worker = Worker(folder, folder / "worker.log", name="reference")
     worker.start()
@@ -118,7 +119,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     course = Course.load(REPO)
-    ctx = grade.context(course, course.get("hw1"))
+    ctx = render_context(course, course.get("hw1"))
     if args.tests:
         words = args.tests.split(",")
 

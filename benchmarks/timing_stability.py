@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from grader import examples, gpus, grade, sandbox  # noqa: E402
 from grader.backends.local import LocalBackend  # noqa: E402
+from grader.context import render_context  # noqa: E402
 from grader.manifest import Course  # noqa: E402
 from grader.starter import write_tree  # noqa: E402
 
@@ -79,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="gradings of the timing checks")
     parser.add_argument("--variant", help="an example of examples/expected.toml, not the reference")
     parser.add_argument("--busy", choices=["none", "cpu", "gpu", "both"], default="none")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help="start no run after this long (the summary counts the runs done)",
+    )
     args = parser.parse_args(argv)
     course = Course.load(REPO)
     a = course.get(args.assignment)
-    ctx = grade.context(course, a)
+    ctx = render_context(course, a)
     if not a.timing:
         print(f"error: {a.id} has no timing checks", file=sys.stderr)
         return 2
@@ -111,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{a.id}: {name} against the reference, {args.runs} run(s) of the timing checks")
         print(f"  sandbox: {'yes' if sandbox.available() else 'no (not root)'}; GPUs: "
               f"{','.join(devices) or 'none'}; neighbours: {what}")  # fmt: skip
+        began = time.monotonic()
         for run in range(args.runs):
+            if args.seconds is not None and time.monotonic() - began > args.seconds:
+                print(f"  stopped after {run} run(s): --seconds {args.seconds:g} reached")
+                break
             start = time.monotonic()
             result = grade.grade_submission(
                 ctx, submission, Path(tmp) / "work", backend, gpus=devices, markers="timing"

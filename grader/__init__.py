@@ -1,8 +1,23 @@
 """The course toolkit: manifests, starter generation and the autograder.
 
-Import direction (lower layers never import higher ones):
-    errors, schema  ->  manifest, markers  ->  starter, plugin  ->  verify  ->  cli
-The grading core never imports Docker code; solutions/ never imports grader.
+Layers, lower first; a module imports only from its own layer or lower ones
+(`tests/test_structure.py` checks it):
+
+1. errors, schema, files, interrupts, gpus, cgroups, seccomp, sandbox, uids, wire
+2. manifest, markers, records, results, intake, worker, workers
+3. starter, context, plugin, testrun, runner, timing, hypothesis_inputs, scoring
+4. backend (the protocol), workspace, harness, verify, examples, scaffold
+5. rerun, grade, reports.*, backends.* (local, docker, image)
+6. batch, commands
+7. grade_command, cli
+
+A submission's way through: `batch` takes each submission in once (`intake`),
+`grade` lays out its workspace (`workspace`), the backend runs the harness
+(`testrun` builds the one pytest command line; `harness` + `runner` + `workers`
+run probes in sandboxed workers), `rerun` reruns what failed through other
+tasks' files, `scoring` turns `records` into points, `reports` write them.
+The grading core never imports a backend; only `backends.docker` and
+`backends.image` import the Docker SDK; solutions/ never imports grader.
 """
 
 __version__ = "0.1.0"

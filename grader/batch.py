@@ -21,7 +21,6 @@ grades everything again.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -34,12 +33,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import grader
 from grader import intake, results
+from grader.backend import Backend
+from grader.context import Context, result_key
+from grader.files import write_json_atomic, write_text_atomic
 from grader.gpus import GpuPool
-from grader.grade import Backend, Context, grade_submission, result_key
+from grader.grade import grade_submission, rejected, take_in
 from grader.interrupts import BatchInterrupted, shielded, signal_of
-from grader.plugin import write_json_atomic
 from grader.reports import canvas, gradescope, junit, markdown
 
 
@@ -85,20 +85,26 @@ def grade_batch(
     folder = out / a.id
     folder.mkdir(parents=True, exist_ok=True)
     done: dict[str, results.SubmissionResult] = {}
-    todo: list[Path] = []
+    todo: list[intake.Intake] = []
     unsaved: list[str] = []
     to_grade, refused = intake.screen(submissions)
+    # Each submission is read once, here (what is graded is what was keyed); one
+    # refused by its name, or that cannot be read, is a rejected result at once.
+    turned_away = [rejected(ctx, entry.label, entry.reason) for entry in refused]
     for path in to_grade:
-        previous = None if regrade else _previous(ctx, path, folder)
+        taken = take_in(ctx, path)
+        if isinstance(taken, results.SubmissionResult):
+            turned_away.append(taken)
+            continue
+        previous = None if regrade else _previous(ctx, taken, folder)
         if previous is not None:
             done[previous.submission] = previous
         else:
-            todo.append(path)
-    on_start(len(submissions), len(todo) + len(refused))
+            todo.append(taken)
+    on_start(len(submissions), len(todo) + len(turned_away))
     for result in done.values():
         on_done(result, True)
-    for entry in refused:
-        result = _refused(ctx, entry)
+    for result in turned_away:
         _save(result, folder, unsaved)
         done[result.submission] = result
         on_done(result, False)
@@ -110,12 +116,12 @@ def grade_batch(
     scratch = Path(tempfile.mkdtemp(prefix=f"llmsys-grade-{a.id}-"))
     try:
 
-        def work(path: Path) -> results.SubmissionResult:
+        def work(taken: intake.Intake) -> results.SubmissionResult:
             slot = slots.get()
             try:
                 with gpu_pool.take(a.limits.gpus) as devices:
                     return grade_submission(
-                        ctx, path, scratch / f"{slot}", backend, slot, threads, devices
+                        ctx, taken, scratch / f"{slot}", backend, slot, threads, devices
                     )
             finally:
                 slots.put(slot)
@@ -123,7 +129,7 @@ def grade_batch(
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         futures: list[Future[results.SubmissionResult]] = []
         try:
-            futures = [pool.submit(work, path) for path in todo]
+            futures = [pool.submit(work, taken) for taken in todo]
             for future in as_completed(futures):
                 result = future.result()
                 _save(result, folder, unsaved)
@@ -148,8 +154,8 @@ def grade_batch(
     warnings = unsaved + write_batch_reports(ctx, ordered, folder, roster)
     return BatchResult(
         ordered,
-        graded=len(todo) + len(refused),
-        reused=len(ordered) - len(todo) - len(refused),
+        graded=len(todo) + len(turned_away),
+        reused=len(ordered) - len(todo) - len(turned_away),
         out=folder,
         warnings=tuple(warnings),
     )
@@ -165,12 +171,8 @@ def write_batch_reports(
     )
 
 
-def _previous(ctx: Context, path: Path, folder: Path) -> results.SubmissionResult | None:
+def _previous(ctx: Context, taken: intake.Intake, folder: Path) -> results.SubmissionResult | None:
     """The earlier result of this exact submission, if one was completed."""
-    try:
-        taken = intake.take(path, ctx.assignment.submit)
-    except intake.Rejected:
-        return None  # rejections are cheap: decide again
     saved = folder / taken.name / "result.json"
     try:
         previous = results.from_dict(json.loads(saved.read_text(encoding="utf-8")))
@@ -179,22 +181,6 @@ def _previous(ctx: Context, path: Path, folder: Path) -> results.SubmissionResul
     if previous.key != result_key(ctx, taken) or previous.status == "error":
         return None
     return previous
-
-
-def _refused(ctx: Context, entry: intake.Refused) -> results.SubmissionResult:
-    """The rejected result of an entry refused by its name (nothing of it is read)."""
-    a = ctx.assignment
-    return results.SubmissionResult(
-        assignment=a.id,
-        submission=entry.label,
-        key="",
-        grader_version=grader.__version__,
-        status="rejected",
-        score=0.0,
-        max_score=float(a.points),
-        reason=entry.reason,
-        started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    )
 
 
 def report_folder(submission: str) -> str:
@@ -215,7 +201,7 @@ def _save(result: results.SubmissionResult, folder: Path, unsaved: list[str]) ->
     target = folder / report_folder(result.submission)
     try:
         target.mkdir(parents=True, exist_ok=True)
-        (target / "feedback.md").write_text(markdown.feedback(result), encoding="utf-8")
+        write_text_atomic(target / "feedback.md", markdown.feedback(result))
         gradescope.write_gradescope(result, target / "results.json")
         write_json_atomic(target / "result.json", results.to_dict(result))
     except (OSError, UnicodeError) as exc:

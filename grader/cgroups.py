@@ -92,10 +92,11 @@ def _write_memory_limit(path: Path, limit: str) -> None:
         memory.write_text(limit)
 
 
-def join(paths: tuple[str, ...] | list[str]) -> None:
-    """Move the calling process into each group (its children follow)."""
+def join(paths: tuple[str, ...] | list[str], pid: int | None = None) -> None:
+    """Move process `pid` (default: the calling one), all its threads, into each group
+    (its children follow)."""
     for path in paths:
-        Path(path, "cgroup.procs").write_text(str(os.getpid()))
+        Path(path, "cgroup.procs").write_text(str(os.getpid() if pid is None else pid))
 
 
 def memory_limit_mb(paths: tuple[str, ...] | list[str]) -> int | None:

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from grader import results, starter
 from grader.errors import CheckFailed, LlmsysError
 from grader.gpus import GpuPool, GpuRequestError
-from grader.manifest import Assignment, Course, tomllib
+from grader.manifest import Course, tomllib
 from grader.verify import Verification, verify
 
 if TYPE_CHECKING:
+    from grader.backend import Backend
     from grader.batch import BatchResult
-    from grader.grade import Backend
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,8 @@ def listed(
     return ids, notices
 
 
-def assignment(root: Path, assignment_id: str) -> Assignment:
-    return Course.load(root).get(assignment_id)
-
-
 def grade(
-    root: Path,
+    course: Course,
     assignment_id: str,
     submissions: Path,
     out: Path,
@@ -133,10 +129,10 @@ def grade(
 
     Bad arguments (the folders, the roster) are LlmsysErrors before anything is graded;
     hidden entries of `submissions` are skipped, and listed in the batch's warnings."""
-    from grader import batch, grade, intake
+    from grader import batch, intake
+    from grader.context import render_context
     from grader.reports import canvas
 
-    course = Course.load(root)
     a = course.get(assignment_id)
     if not submissions.is_dir():
         raise LlmsysError(
@@ -162,13 +158,6 @@ def grade(
             "--out must not be inside the submissions folder",
             "choose another output folder, e.g. --out out",
         )
-    pool = gpus if gpus is not None else GpuPool([])
-    try:
-        pool.check(a.limits.gpus)
-    except GpuRequestError as exc:
-        raise LlmsysError(
-            f"{a.id}: {exc}", "grade it on a GPU server, choosing the GPUs with --gpus 0,1,..."
-        ) from None
     if roster is not None:
         canvas.read_roster(roster)  # RosterError now rather than after the grading
     tip = "pass a folder you may write to (it is made if missing), e.g. --out out"
@@ -186,10 +175,22 @@ def grade(
                 f"{report} is a folder: the batch's report cannot be written there",
                 f"move {report} away (the batch writes it anew)",
             )
-    ctx = grade.context(course, a)
-    done = batch.grade_batch(
-        ctx, found, out, backend, jobs=jobs, regrade=regrade, roster=roster, gpus=pool, **callbacks
-    )
+    try:
+        done = batch.grade_batch(
+            render_context(course, a),
+            found,
+            out,
+            backend,
+            jobs=jobs,
+            regrade=regrade,
+            roster=roster,
+            gpus=gpus,
+            **callbacks,
+        )
+    except GpuRequestError as exc:
+        raise LlmsysError(
+            f"{a.id}: {exc}", "grade it on a GPU server, choosing the GPUs with --gpus 0,1,..."
+        ) from None
     return replace(done, warnings=(skipped, *done.warnings)) if skipped else done
 
 
@@ -203,10 +204,11 @@ def new(root: Path, assignment_id: str, title: str, module: str = "") -> list[st
 def write_examples(root: Path, assignment_id: str, out: Path) -> list[Path]:
     """Write the example submissions of an assignment whole into `out`, which holds
     nothing else (a rerun rewrites them in place)."""
-    from grader import examples, grade
+    from grader import examples
+    from grader.context import render_context
 
     course = Course.load(root)
-    ctx = grade.context(course, course.get(assignment_id))
+    ctx = render_context(course, course.get(assignment_id))
     names = set(examples.specs(root, assignment_id))
     others = sorted(p.name for p in out.iterdir() if p.name not in names) if out.is_dir() else []
     if others:

@@ -27,8 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from grader.context import Context
 from grader.errors import CheckFailed, LlmsysError
-from grader.grade import Context
 from grader.manifest import tomllib
 from grader.starter import write_tree
 

@@ -14,46 +14,33 @@ It runs in the trusted harness process, which never imports student code:
   long lists (`HarnessTimeLimit`);
 - what the student's code printed during a test is attached to its record.
 
-Configuration comes from the JSON file given by `--llmsys-harness`.
+Configuration: the `HarnessConfig` (grader.records) given by `--llmsys-harness`.
 """
 
 from __future__ import annotations
 
 import importlib.abc
-import inspect
-import json
 import os
 import signal
 import sys
-import textwrap
 import threading
-import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from grader import timing
-from grader.manifest import TimingCheck
-from grader.sandbox import SandboxConfig, die_with_parent
-from grader.workers import Worker, WorkerError, WorkerTimeout
+from grader.hypothesis_inputs import same_inputs_on_every_grader
+from grader.records import HarnessConfig
+from grader.runner import LOAD_ALLOWANCE, HarnessTimeLimit, Runner, test_budget
+from grader.sandbox import die_with_parent
+from grader.timing import TimingFixture
+from grader.workers import Worker, WorkerError
 
-OUTPUT_LIMIT = 64 * 1024
-#: A test's budget counts its worker's own time (the wall clock less what the worker
-#: waited for a CPU, `Runner.left`), so a busy host does not fail correct code; this
-#: many budgets of wall clock is the hard bound all the same (code that sleeps or
-#: waits on something else is stopped there).
-LOAD_ALLOWANCE = 3.0
 #: The harness's timer fires this long after a test's wall-clock bound (plus a tenth of the
 #: budget): a worker call past the budget is stopped by the call's own deadline,
 #: whose clean-up (killing the worker and its uid) may take up to about 2 s.
 TIMER_MARGIN_S = 2.0
-_IMPORT_PROBE = """
-def probe_import(name):
-    import importlib
-    importlib.import_module(name)
-"""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,11 +50,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="grade: JSON configuration of the harness (trees, sandbox, limits)",
     )
-
-
-class HarnessTimeLimit(WorkerTimeout):
-    """A test outlived its budget in the harness (not in a worker call): its own
-    code, or pytest explaining a failed assertion, ran past the time limit."""
 
 
 class StudentImportGuard(importlib.abc.MetaPathFinder):
@@ -84,186 +66,14 @@ class StudentImportGuard(importlib.abc.MetaPathFinder):
             )
 
 
-class Runner:
-    """Runs probes in one worker, within the current test's time budget."""
-
-    def __init__(self, worker: Worker, budget_s: float) -> None:
-        self.worker = worker
-        self.default_budget_s = budget_s
-        self.budget_s = budget_s
-        self._deadline = float("inf")
-        self._started = float("inf")
-        self._waited: tuple[int | None, float] = (None, 0.0)
-        self._poison: WorkerError | None = None
-        self._sources: dict[Callable[..., Any], dict[str, str]] = {}
-        self._output_mark = 0
-        self._fatal: WorkerError | None = None
-        self._import_checked = False
-        #: A worker call is in progress; the call was interrupted (see `_worker_call`).
-        self.in_call = False
-        self.interrupted = False
-
-    def check_import(self, packages: list[str]) -> None:
-        """Import the student's packages once; if that fails, every later call fails
-        at once with the reason (an import that hangs would otherwise cost every test
-        its whole time limit). Later calls do nothing: the outcome is the session's."""
-        if self._import_checked:
-            return
-        self._import_checked = True
-        for package in packages:
-            try:
-                self._worker_call(
-                    {"source": _IMPORT_PROBE, "name": "probe_import"},
-                    (package,),
-                    self.budget_s * LOAD_ALLOWANCE,
-                    self.left,
-                )
-            except WorkerError as exc:
-                self._fatal = type(exc)(f"importing {package} failed: {exc}")
-                return
-            except Exception as exc:
-                self._fatal = WorkerError(
-                    f"importing {package} failed: {type(exc).__name__}: {exc}"
-                )
-                return
-
-    def run(self, probe: Callable[..., Any], *args: Any) -> Any:
-        """Call `probe(*args)` in the worker and return its (plain data) value."""
-        if probe not in self._sources:
-            source = textwrap.dedent(inspect.getsource(probe))
-            self._sources[probe] = {"source": source, "name": probe.__name__}
-        return self._call(self._sources[probe], args)
-
-    def call(self, path: str, *args: Any) -> Any:
-        """Call the function at dotted `path` (e.g. "minitorch.operators.mul")."""
-        return self._call({"path": path}, args)
-
-    def _call(self, probe: dict[str, str], args: tuple[Any, ...]) -> Any:
-        if self._fatal is not None:
-            raise type(self._fatal)(str(self._fatal))
-        if self._poison is not None:
-            raise type(self._poison)(str(self._poison))
-        wall_left = self._deadline - time.monotonic()
-        if wall_left <= 0 or self.left() <= 0:
-            self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
-            raise self._poison
-        try:
-            return self._worker_call(probe, args, wall_left, self.left)
-        except HarnessTimeLimit:
-            raise
-        except WorkerTimeout:
-            self._poison = WorkerTimeout(f"test time limit ({self.budget_s:g} s) exceeded")
-            raise self._poison from None
-        except WorkerError as exc:
-            self._poison = exc
-            raise
-
-    def _worker_call(
-        self,
-        probe: dict[str, str],
-        args: tuple[Any, ...],
-        timeout: float,
-        left: Callable[[], float] | None = None,
-    ) -> Any:
-        """`worker.call`, killing the worker if something interrupts the call (the
-        harness's timer, Ctrl-C): a request or a response may be half-sent, and the
-        next call must not read the rest of an old frame as its answer."""
-        self.in_call = True
-        try:
-            return self.worker.call(probe, args, timeout=timeout, left=left)
-        except BaseException as exc:
-            # A student's exception came in a whole frame; the worker's own errors
-            # (time limit, crash, bad data) have killed it already.
-            answered = hasattr(exc, "student_traceback") or (
-                isinstance(exc, WorkerError) and not isinstance(exc, HarnessTimeLimit)
-            )
-            if not answered:
-                self.interrupted = True
-                self.worker.kill()
-            raise
-        finally:
-            self.in_call = False
-
-    def expire(self, error: HarnessTimeLimit) -> None:
-        """The test's time is up: every later call of this test fails with `error`."""
-        self._poison = error
-
-    def begin_test(self, budget_s: float | None = None) -> None:
-        """Start a test's clock: `budget_s` seconds (default: the manifest's limit) of
-        the test's own time (see `left`), and LOAD_ALLOWANCE times that of wall clock
-        at the most."""
-        self.budget_s = self.default_budget_s if budget_s is None else budget_s
-        self._started = time.monotonic()
-        self._deadline = self._started + self.budget_s * LOAD_ALLOWANCE
-        self._waited = (self._worker_pid(), self.worker.waited_seconds())
-        self._poison = None
-        self._output_mark = _size(self.worker.output)
-
-    def left(self) -> float:
-        """Seconds of the test's budget left: the wall clock since the test began, less
-        the time the worker's code was ready to run but waited for a CPU that other
-        work held (`Worker.waited_seconds`). On an idle host that is the wall clock;
-        on a busy one, the test is not charged for the host's load."""
-        pid, waited = self._waited
-        now_waited = self.worker.waited_seconds()
-        # A worker started during the test has waited only since it started.
-        delay = now_waited - waited if self._worker_pid() == pid else now_waited
-        return self.budget_s - (time.monotonic() - self._started - max(delay, 0.0))
-
-    def _worker_pid(self) -> int | None:
-        process = self.worker.process
-        return process.pid if process is not None else None
-
-    def end_test(self) -> str:
-        """What the worker printed during the test (head and tail if long)."""
-        self._deadline = float("inf")
-        self._started = float("inf")
-        self._poison = None
-        return read_output(self.worker.output, self._output_mark)
-
-
-def read_output(path: Path, start: int, limit: int = OUTPUT_LIMIT) -> str:
-    """Bytes `start`.. of `path`, keeping head and tail of long output."""
-    size = _size(path)
-    if size <= start:
-        return ""
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        if size - start <= limit:
-            data = handle.read(limit)
-            return data.decode("utf-8", "replace")
-        head = handle.read(limit // 2)
-        handle.seek(size - limit // 2)
-        tail = handle.read(limit // 2)
-    cut = size - start - limit
-    return (
-        f"{head.decode('utf-8', 'replace')}\n... [{cut} bytes of output cut] ...\n"
-        f"{tail.decode('utf-8', 'replace')}"
-    )
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
 class Harness:
     """The plugin object: owns the workers of one grading session."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: HarnessConfig) -> None:
         self.config = config
-        logs = Path(config["logs"])
-        sandbox = (
-            SandboxConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in config["sandbox"].items()}
-            )
-            if config.get("sandbox")
-            else None
-        )
-        budget = float(config["test_timeout_s"])
-        env = {k: str(v) for k, v in config.get("env", {}).items()}
+        logs = Path(config.logs)
+        budget = config.test_timeout_s
+        env = dict(config.env)
         # The GPUs the batch gave this submission (the local backend sets this for the
         # harness): workers start with an environment of their own, and without it
         # they would all use the host's first GPU, whatever submission they belong to.
@@ -271,29 +81,35 @@ class Harness:
             env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         self.student_runner = Runner(
             Worker(
-                Path(config["student_tree"]), logs / "student.log", sandbox, env, name="student"
+                Path(config.student_tree),
+                logs / "student.log",
+                config.sandbox,
+                env,
+                name="student",
             ),
             budget,
         )
         # The reference's worker keeps its files in a folder of the harness, out of
         # reach of student code (which shares /tmp with it inside a container).
-        home = config.get("reference_home")
-        reference_env = (
-            {**env, "HOME": home, "TMPDIR": home, "NUMBA_CACHE_DIR": f"{home}/numba-cache"}
-            if home
-            else env
-        )
+        home = config.reference_home
+        reference_env = {
+            **env,
+            "HOME": home,
+            "TMPDIR": home,
+            "NUMBA_CACHE_DIR": f"{home}/numba-cache",
+        }
         self.reference_runner = Runner(
             Worker(
-                Path(config["reference_tree"]),
+                Path(config.reference_tree),
                 logs / "reference.log",
                 None,
                 reference_env,
                 name="reference",
+                groups=config.reference_cgroups,
             ),
             budget,
         )
-        self.guard = StudentImportGuard(config["student_packages"])
+        self.guard = StudentImportGuard(config.student_packages)
         # The harness's own clock of the current test (see `_on_alarm`).
         self._limit_s = 0.0
         self._expired: HarnessTimeLimit | None = None
@@ -308,7 +124,7 @@ class Harness:
 
     def pytest_configure(self, config: pytest.Config) -> None:
         sys.meta_path.insert(0, self.guard)
-        for folder in self.config.get("import_paths", ()):
+        for folder in self.config.import_paths:
             sys.path.insert(0, folder)
         # Signals reach the main thread only; elsewhere the worker calls' own
         # deadlines are the only bound.
@@ -398,7 +214,7 @@ class Harness:
 
     @pytest.fixture(scope="session")
     def student(self) -> Runner:
-        self.student_runner.check_import(self.config["student_packages"])
+        self.student_runner.check_import(self.config.student_packages)
         return self.student_runner
 
     @pytest.fixture(scope="session")
@@ -408,22 +224,15 @@ class Harness:
     @pytest.fixture
     def timing(self, request: pytest.FixtureRequest) -> TimingFixture:
         marker = request.node.get_closest_marker("timing")
-        checks = {c["id"]: c for c in self.config.get("timing", [])}
+        checks = {c.id: c for c in self.config.timing}
         if marker is None or not marker.args or marker.args[0] not in checks:
             raise pytest.UsageError(
                 f"{request.node.nodeid}: a timing test needs @pytest.mark.timing('<check id>') "
                 f"naming a timing check of the manifest (known: {', '.join(checks) or 'none'})"
             )
-        return TimingFixture(
-            self,
-            request.node,
-            TimingCheck(
-                **{
-                    k: tuple(v) if isinstance(v, list) else v
-                    for k, v in checks[marker.args[0]].items()
-                }
-            ),
-        )
+        student = self.student_runner
+        student.check_import(self.config.student_packages)
+        return TimingFixture(student, self.reference_runner, request.node, checks[marker.args[0]])
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> Iterator[None]:
@@ -471,74 +280,12 @@ class Harness:
         return report
 
 
-def test_budget(item: pytest.Item) -> float | None:
-    """The seconds of a test's `time_limit` marker, or None (the manifest's limit)."""
-    marker = item.get_closest_marker("time_limit")
-    if marker is None:
-        return None
-    if len(marker.args) != 1 or not isinstance(marker.args[0], (int, float)) or marker.args[0] <= 0:
-        raise pytest.UsageError(
-            f"{item.nodeid}: time_limit takes one positive number of seconds, "
-            f"e.g. @pytest.mark.time_limit(60)"
-        )
-    return float(marker.args[0])
-
-
-class TimingFixture:
-    """`timing.compare(probe)` times the probe on both sides and records the credit."""
-
-    def __init__(self, harness: Harness, item: pytest.Item, check: TimingCheck) -> None:
-        self.harness = harness
-        self.item = item
-        self.check = check
-
-    def compare(
-        self, probe: Callable[..., Any], rtol: float = 1e-4, atol: float = 1e-6
-    ) -> timing.TimingResult:
-        student = self.harness.student_runner
-        student.check_import(self.harness.config["student_packages"])
-        result = timing.compare(
-            student,
-            self.harness.reference_runner,
-            probe,
-            self.check,
-            rtol,
-            atol,
-            pause=student.worker.paused,
-        )
-        self.item.user_properties.append(("timing_ratio", round(result.ratio, 4)))
-        self.item.user_properties.append(("timing_credit", round(result.credit, 4)))
-        return result
-
-
-def same_inputs_on_every_grader() -> None:
-    """Hypothesis draws some inputs from constants in the source of the modules it
-    deems local, the grader's own among them when it is installed editable (the
-    local backend from a checkout) but not when it is a site package (the Docker
-    image): one submission was tested on other inputs, and scored otherwise, by the
-    two backends. In grading, the grader's modules give no constants; the tests'
-    own still do, on every backend and grader version alike."""
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover - Hypothesis is a dependency
-        return
-    local = getattr(providers, "is_local_module_file", None)
-    if local is None:
-        return
-    own = str(Path(__file__).resolve().parent) + "/"
-
-    def is_local_module_file(path: str) -> bool:
-        return not str(path).startswith(own) and local(path)
-
-    providers.is_local_module_file = is_local_module_file  # type: ignore[attr-defined]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("llmsys_harness")
     if path:
         # A grader killed outright (SIGKILL) must not leave its harness grading on.
         die_with_parent()
         same_inputs_on_every_grader()
-        harness = Harness(json.loads(Path(path).read_text(encoding="utf-8")))
+        harness = Harness(HarnessConfig.read(Path(path)))
         # pytest_configure is historic: the harness's own one runs on registration.
         config.pluginmanager.register(harness, "llmsys-harness")

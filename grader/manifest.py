@@ -4,6 +4,9 @@ The dataclasses below are the manifest's schema and its documentation: every
 field says what it is for (`llmsys validate --schema` prints them). Loading is
 strict: unknown keys, missing keys and wrong types are errors naming the file
 and the key.
+
+Why above 300 lines: the schema is the manifest's reference documentation, one
+field after another with its text; it reads best as one page.
 """
 
 from __future__ import annotations

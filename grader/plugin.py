@@ -5,8 +5,8 @@ toolkit is installed; it is inert unless `--llmsys-results PATH` is given.
 Then it keeps a journal of JSON lines at PATH: one record per collected test
 (outcome "did_not_run") as soon as collection ends, the test's record again
 each time it finishes (task, outcome, the exception that failed it), one per
-collection error, and a last line `{"finished": true}`. `read_results` turns
-the journal into the tests' latest records. Appending a line per test keeps
+collection error, and a last line `{"finished": true}`. `grader.records.read_results`
+turns the journal into the tests' latest records. Appending a line per test keeps
 the cost linear in the number of tests, and a session killed half-way leaves
 every finished test's verdict (a torn last line is ignored). Nothing here
 runs student code; it only observes pytest.
@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-RESULTS_FORMAT = 2
+from grader.records import RESULTS_FORMAT, new_record
+
 MESSAGE_LIMIT = 2000
 
 MARKERS = (
@@ -81,7 +81,7 @@ class ResultsRecorder:
         for item in session.items:
             task, points = task_of(item)
             self.items[item.nodeid] = item
-            self.records[item.nodeid] = _record(item.nodeid, task, points)
+            self.records[item.nodeid] = new_record(item.nodeid, task, points)
             timing = item.get_closest_marker("timing")
             if timing is not None and timing.args:
                 self.records[item.nodeid]["timing"] = str(timing.args[0])
@@ -92,7 +92,7 @@ class ResultsRecorder:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         task, points = task_of(item)
-        record = self.records.setdefault(item.nodeid, _record(item.nodeid, task, points))
+        record = self.records.setdefault(item.nodeid, new_record(item.nodeid, task, points))
         if call.when == "setup":
             record["outcome"] = "passed"
         record["duration"] += report.duration
@@ -126,7 +126,7 @@ class ResultsRecorder:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            record = _record(report.nodeid or "<collection>", None, None)
+            record = new_record(report.nodeid or "<collection>", None, None)
             record.update(outcome="error", phase="collect", message=_truncate(str(report.longrepr)))
             record["collection_error"] = True
             self._append(record)
@@ -140,49 +140,6 @@ class ResultsRecorder:
         # (at worst one torn last line, which read_results skips).
         self.journal.write(json.dumps(entry) + "\n")
         self.journal.flush()
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """The journal at `path` as {"format", "finished", "tests": [latest record per test]}.
-
-    Collection errors come first, then the tests in collection order. Raises
-    OSError if the file cannot be read and ValueError if it is not a journal.
-    """
-    tests: dict[str, dict[str, Any]] = {}
-    errors: list[dict[str, Any]] = []
-    finished = False
-    fmt = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # the torn last line of a killed session
-        if "format" in entry:
-            fmt = entry["format"]
-        elif entry.get("finished"):
-            finished = True
-        elif entry.get("collection_error"):
-            errors.append(entry)
-        elif "nodeid" in entry:
-            tests[entry["nodeid"]] = entry
-    if fmt != RESULTS_FORMAT:
-        raise ValueError(f"{path} is not a results journal of format {RESULTS_FORMAT}")
-    return {"format": fmt, "finished": finished, "tests": [*errors, *tests.values()]}
-
-
-def _record(nodeid: str, task: str | None, points: float | None) -> dict[str, Any]:
-    return {
-        "nodeid": nodeid,
-        "task": task,
-        "points": points,
-        "outcome": "did_not_run",
-        "phase": None,
-        "error_type": None,
-        "message": "",
-        "longrepr": "",
-        "duration": 0.0,
-        "properties": {},
-    }
 
 
 #: Frames of these files are pytest's, Hypothesis's or the grader's, not the test's.
@@ -224,21 +181,6 @@ def _safe_str(value: object) -> str:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:

@@ -5,8 +5,9 @@ missing required keys and values of the wrong type are errors that name the file
 and the dotted key, e.g. ``assignments/hw1/assignment.toml: tasks[2].pionts:
 unknown key (known: id, title, points, tags, gpu)``.
 
-Supported field types: str, int, float, bool, datetime, Literal[...], optional
-(`X | None`), tuple[X, ...] and nested schema dataclasses.
+Supported field types: str, int, float, bool, datetime, Literal[...], unions
+(`X | None`, `str | int`: the first that fits), tuple[X, ...], dict[str, X] and
+nested schema dataclasses. The same loader reads JSON (None fits `X | None`).
 """
 
 from __future__ import annotations
@@ -71,10 +72,22 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None  # JSON's null (TOML has none)
         options = [a for a in args if a is not type(None)]
-        if len(options) != 1:
-            raise TypeError(f"unsupported union {hint!r}")
-        return _convert(options[0], value, key)
+        for option in options[:-1]:
+            try:
+                return _convert(option, value, key)
+            except SchemaError:
+                continue
+        return _convert(options[-1], value, key)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise SchemaError(key, f"expected a table, got {_type_name(value)}")
+        return {
+            _convert(args[0], k, key): _convert(args[1], v, _join(key, str(k)))
+            for k, v in value.items()
+        }
     if origin is typing.Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
@@ -117,6 +130,8 @@ def _hint_name(hint: Any) -> str:
         return " | ".join(repr(a) for a in args)
     if origin is tuple:
         return f"array of {_hint_name(args[0])}"
+    if origin is dict:
+        return f"table of {_hint_name(args[1])}"
     if dataclasses.is_dataclass(hint):
         return "table"
     if hint is type(None):

@@ -1,6 +1,6 @@
 """From the harness's per-test records to points, per test and per task.
 
-Pure functions over plain data: no files, no processes. Rules:
+Pure functions over typed records: no files, no processes. Rules:
 - a task's points are shared by its tests: a test's `points=` marker argument
   fixes its share, the rest is split evenly among the others;
 - a test earns its points only when it passed (timing checks earn a fraction,
@@ -8,7 +8,7 @@ Pure functions over plain data: no files, no processes. Rules:
 - skipped, failed, errored and never-run tests earn nothing, each with its reason;
 - a task whose submitted file is missing fails all its tests with that reason;
 - a test that failed only through the student's files of other tasks (it passes
-  when those are replaced by working ones: `composed_pass`, see grade.py) passes,
+  when those are replaced by working ones: `composed_pass`, see grader.rerun) passes,
   and its output says so.
 What a student may read (`output`) is kept apart from what staff may read
 (`staff_output`): for hidden tests, the student sees only the name, the status and
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.manifest import Assignment
+from grader.records import TestRecord
 from grader.results import Status, TaskScore, TestResult
 
 HIDDEN_PREFIX = "hidden/"
@@ -39,32 +40,32 @@ def timing_credit(ratio: float, full: float, zero: float) -> float:
     return (zero - ratio) / (zero - full)
 
 
-def allocate(a: Assignment, records: Sequence[dict[str, Any]]) -> dict[str, float]:
+def allocate(a: Assignment, records: Sequence[TestRecord]) -> dict[str, float]:
     """nodeid -> the points that test is worth."""
     worth: dict[str, float] = {}
     checks = {check.id: check for check in a.timing}
     for task in a.tasks:
-        mine = [r for r in records if r.get("task") == task.id]
+        mine = [r for r in records if r.task == task.id]
         timed = {
-            r["nodeid"]: float(checks[r["timing"]].points)
+            r.nodeid: float(checks[r.timing].points)
             for r in mine
-            if r.get("timing") in checks and r.get("points") is None
+            if r.timing in checks and r.points is None
         }
         worth.update(timed)
-        mine = [r for r in mine if r["nodeid"] not in timed]
-        fixed = [r for r in mine if r.get("points") is not None]
-        free = [r for r in mine if r.get("points") is None]
-        rest = task.points - sum(timed.values()) - sum(float(r["points"]) for r in fixed)
+        mine = [r for r in mine if r.nodeid not in timed]
+        fixed = [r for r in mine if r.points is not None]
+        free = [r for r in mine if r.points is None]
+        rest = task.points - sum(timed.values()) - sum(r.points or 0.0 for r in fixed)
         for r in fixed:
-            worth[r["nodeid"]] = float(r["points"])
+            worth[r.nodeid] = float(r.points or 0.0)
         for r in free:
-            worth[r["nodeid"]] = max(rest, 0.0) / len(free)
+            worth[r.nodeid] = max(rest, 0.0) / len(free)
     return worth
 
 
 def score_tests(
     a: Assignment,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[TestRecord],
     missing: Sequence[str] = (),
     not_run_reason: str = "did not run",
 ) -> tuple[TestResult, ...]:
@@ -73,30 +74,30 @@ def score_tests(
     missing_by_task = {t.id: [f for f in t.files if f in missing] for t in a.tasks}
     results = []
     for r in records:
-        if r.get("task") not in missing_by_task:
+        if r.task not in missing_by_task:
             continue
-        nodeid = r["nodeid"]
+        nodeid = r.nodeid
         hidden = nodeid.startswith(HIDDEN_PREFIX)
         status, output, staff = _status_and_output(r, hidden, not_run_reason)
-        if r.get("composed_pass") and status == "did_not_run":
+        if r.composed_pass and status == "did_not_run":
             status = "passed"
             output = (
                 "passed in a second run, with working files for the other tasks (the first "
                 "run reached its share of the time limit before this test)"
             )
-        elif r.get("composed_pass") and status != "passed":
+        elif r.composed_pass and status != "passed":
             status = "passed"
             output = _clip(
                 "passed with working files for the other tasks (with your own files it "
                 f"fails like this):\n{output}"
             )
-        lost = missing_by_task[r["task"]]
+        lost = missing_by_task[r.task]
         if lost:
             status = "failed"
             output = f"file {lost[0]} missing from submission"
         max_points = worth.get(nodeid, 0.0)
-        ratio = r.get("properties", {}).get("timing_ratio")
-        credit = r.get("properties", {}).get("timing_credit")
+        ratio = r.properties.get("timing_ratio")
+        credit = r.properties.get("timing_credit")
         if status == "passed" and isinstance(credit, (int, float)):
             earned = max_points * min(max(float(credit), 0.0), 1.0)
         else:
@@ -105,11 +106,11 @@ def score_tests(
             TestResult(
                 id=nodeid,
                 name=nodeid.split("/", 1)[-1],
-                task=r["task"],
+                task=r.task,
                 points=round(earned, 6),
                 max_points=round(max_points, 6),
                 status=status,
-                duration_s=round(float(r.get("duration", 0.0)), 4),
+                duration_s=round(r.duration, 4),
                 output=_clip(output),
                 visibility="after_due_date" if hidden else "visible",
                 staff_output=_clip(staff, 16000),
@@ -131,18 +132,16 @@ def score_tasks(a: Assignment, tests: Sequence[TestResult]) -> tuple[TaskScore, 
     )
 
 
-def _status_and_output(
-    r: dict[str, Any], hidden: bool, not_run_reason: str
-) -> tuple[Status, str, str]:
-    outcome = r.get("outcome")
-    props = r.get("properties", {})
+def _status_and_output(r: TestRecord, hidden: bool, not_run_reason: str) -> tuple[Status, str, str]:
+    outcome = r.outcome
+    props = r.properties
     origin = props.get("origin", "test")
     student_output = str(props.get("student_output", ""))
-    own_error = f"{r.get('error_type')}: {r.get('message', '')}".strip()
+    own_error = f"{r.error_type}: {r.message}".strip()
     staff = "\n\n".join(
         part
         for part in (
-            str(r.get("longrepr", "")),
+            r.longrepr,
             str(props.get("student_traceback", "")),
             f"--- student output ---\n{student_output}" if student_output else "",
         )
@@ -153,17 +152,17 @@ def _status_and_output(
     if outcome == "did_not_run":
         return "did_not_run", not_run_reason, staff
     if outcome == "skipped":
-        return "skipped", f"skipped: {r.get('message', '')}", staff
+        return "skipped", f"skipped: {r.message}", staff
     status: Status = "failed" if outcome == "failed" else "error"
     if origin == "worker":
         visible = own_error
     elif origin == "student":
         # A hidden test shows only the type: an exception message could echo hidden inputs.
-        visible = f"your code raised {_builtin_type(r.get('error_type'))}" if hidden else own_error
+        visible = f"your code raised {_builtin_type(r.error_type)}" if hidden else own_error
     elif hidden:
         visible = "wrong result (details of hidden tests are not shown)"
     else:
-        visible = str(r.get("longrepr") or own_error)
+        visible = r.longrepr or own_error
     if not hidden and student_output:
         visible += f"\n\n--- your code printed ---\n{student_output}"
     return status, visible, staff

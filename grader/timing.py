@@ -142,3 +142,30 @@ def _check(student: Any, reference: Any, reps: int, rtol: float, atol: float) ->
             "the outputs of the timed calls are wrong (fresh inputs are used "
             "for every call, so results cannot be cached)"
         )
+
+
+class TimingFixture:
+    """The `timing` fixture of a timing test: `timing.compare(probe)` times the probe
+    on both sides (`compare`) and records the ratio and credit on the test."""
+
+    def __init__(self, student: Any, reference: Any, item: Any, check: TimingCheck) -> None:
+        self.student = student
+        self.reference = reference
+        self.item = item
+        self.check = check
+
+    def compare(
+        self, probe: Callable[..., Any], rtol: float = 1e-4, atol: float = 1e-6
+    ) -> TimingResult:
+        result = compare(
+            self.student,
+            self.reference,
+            probe,
+            self.check,
+            rtol,
+            atol,
+            pause=self.student.worker.paused,
+        )
+        self.item.user_properties.append(("timing_ratio", round(result.ratio, 4)))
+        self.item.user_properties.append(("timing_credit", round(result.credit, 4)))
+        return result

@@ -25,25 +25,11 @@ from pathlib import Path
 
 from grader import gpus, starter
 from grader.manifest import Assignment, Course
-from grader.plugin import read_results
+from grader.records import TestRecord, read_results
+from grader.testrun import pytest_command
 
 #: Wall-clock limit of one pytest run of an assignment's public tests.
 RUN_TIMEOUT_S = 900
-
-
-@dataclass(frozen=True)
-class TestRecord:
-    """One test's outcome, as the grader plugin wrote it."""
-
-    nodeid: str
-    task: str | None
-    outcome: str  # passed | failed | error | skipped
-    error_type: str | None
-    message: str
-
-    @property
-    def clean_stub_failure(self) -> bool:
-        return self.outcome == "failed" and self.error_type == "NotImplementedError"
 
 
 @dataclass(frozen=True)
@@ -99,17 +85,7 @@ def run_tests(
     if threads is not None:
         env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     env.pop("PYTHONPATH", None)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "--tb=no",
-        "-p",
-        "no:cacheprovider",
-        "--llmsys-results",
-        str(results),
-    ]
+    command = pytest_command(sys.executable, results)
     try:
         done = subprocess.run(
             command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -119,12 +95,7 @@ def run_tests(
         return Run(label, (), -1, f"pytest did not finish within {timeout:.0f} s")
     if not results.exists():
         return Run(label, (), returncode, output)
-    data = read_results(results)
-    records = tuple(
-        TestRecord(t["nodeid"], t["task"], t["outcome"], t["error_type"], t["message"])
-        for t in data["tests"]
-    )
-    return Run(label, records, returncode, output)
+    return Run(label, read_results(results).tests, returncode, output)
 
 
 def task_rows(a: Assignment) -> list[TaskRow]:
@@ -132,14 +103,9 @@ def task_rows(a: Assignment) -> list[TaskRow]:
     return [TaskRow(t.id, t.title, t.points) for t in a.tasks]
 
 
-def gpu_missing(a: Assignment) -> str | None:
-    """Why `a` cannot be verified on this host (it needs GPUs the host lacks), or None."""
-    return gpus.shortfall(a.limits.gpus)
-
-
 def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
     """Run every invariant of `a` and tally them per task."""
-    reason = gpu_missing(a)
+    reason = gpus.shortfall(a.limits.gpus)
     if reason is not None:
         return Verification(a, task_rows(a), skipped=reason)
     regions = starter.scan(course)
@@ -172,7 +138,7 @@ def tally(
 
     `touched[label]`: the files that differ from the reference in that run's tree.
     When task Y names its `files`, grading reruns Y's failed tests with only those
-    files from the submission (grader.grade._composed_pass); so with only X stubbed,
+    files from the submission (grader.rerun); so with only X stubbed,
     a failing test of Y is fine when the stub touched none of Y's files.
     """
     touched = touched or {}
@@ -209,11 +175,9 @@ def tally(
             if r.outcome != "passed":
                 problems.append(f"reference: {r.nodeid} {r.outcome}: {_last_line(r.message)}")
         starter_records = stub.of_task(row.task_id)
-        row.starter_clean = sum(
-            r.clean_stub_failure and r.message.startswith(f"{a.id}.") for r in starter_records
-        )
+        row.starter_clean = sum(_clean_stub_failure(r, a.id) for r in starter_records)
         for r in starter_records:
-            if not (r.clean_stub_failure and r.message.startswith(f"{a.id}.")):
+            if not _clean_stub_failure(r, a.id):
                 problems.append(
                     f"starter: {r.nodeid} should fail with a NotImplementedError "
                     f"of a {a.id} stub, got {r.outcome} "
@@ -251,6 +215,15 @@ def tally(
             f"starter: collection error in {r.nodeid or 'tests'}: {_last_line(r.message)}"
         )
     return result
+
+
+def _clean_stub_failure(r: TestRecord, assignment_id: str) -> bool:
+    """Failed with the NotImplementedError of one of the assignment's stubs."""
+    return (
+        r.outcome == "failed"
+        and r.error_type == "NotImplementedError"
+        and r.message.startswith(f"{assignment_id}.")
+    )
 
 
 def _last_line(text: str) -> str:

@@ -16,6 +16,9 @@ so whatever it sends is hostile input. Hence:
 - every failure to decode is a `WireError` whose message is written here and
   quotes nothing from the frame (no text, no sizes it claims): a worker has seen
   the hidden tests' probes and inputs, and a message reaches students.
+
+Why above 300 lines: both ends of the protocol (encode and the bounded decode)
+are kept side by side, so a change to one is seen against the other.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ dies, hangs, floods or answers garbage is killed (its whole process group, and
 with a sandbox every process of its uid) and started afresh on the next call.
 Each failure is raised as a `WorkerError` subclass whose message is fit for the
 student: it says what happened, never anything about the tests.
+
+Why above 300 lines: one object's life (start, call, pause, kill) and the decoding
+of what its process answers belong together; split, each half would need the
+other's invariants (a half-read frame means a killed worker).
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from grader import wire
+from grader import cgroups, wire
 from grader.sandbox import SandboxConfig
+from grader.uids import continue_uid, kill_uid, stop_uid
 
 START_TIMEOUT_S = 60.0
 #: How often a call with a time budget asks how much of it is left, in seconds.
@@ -65,12 +70,16 @@ class Worker:
         sandbox: SandboxConfig | None = None,
         env: dict[str, str] | None = None,
         name: str = "student",
+        groups: tuple[str, ...] = (),
     ) -> None:
+        """`groups`: control groups an unconfined worker is put in when it starts (a
+        confined one joins its sandbox's own)."""
         self.tree = tree
         self.output = output
         self.sandbox = sandbox
         self.env = env or {}
         self.name = name
+        self.groups = groups
         self.process: subprocess.Popen[bytes] | None = None
         self._requests = -1
         self._responses = -1
@@ -104,6 +113,11 @@ class Worker:
         os.close(request_r)
         os.close(response_w)
         self._requests, self._responses = request_w, response_r
+        if self.groups and self.sandbox is None:
+            try:
+                cgroups.join(self.groups, self.process.pid)
+            except OSError:
+                pass  # the group is gone: the batch is ending
         self.starts += 1
         config = {"tree": str(self.tree), "sandbox": asdict(self.sandbox) if self.sandbox else None}
         try:
@@ -302,75 +316,3 @@ def student_exception(error: Any) -> BaseException:
             pass  # needs other arguments (UnicodeDecodeError, ExceptionGroup)
     exc.student_traceback = str(error.get("traceback", ""))  # type: ignore[attr-defined]
     return exc
-
-
-def kill_uid(uid: int) -> None:
-    """SIGKILL every process of `uid` (escaped children of a sandboxed worker).
-
-    Rounds repeat while any is left (up to about 2 s): a fork bomb forks between a
-    scan and its signals, and a survivor would be there for the next submission
-    given the same uid. Zombies are not signalled but waited for (pid 1 reaps
-    those whose parent died), so the uid is empty when this returns.
-    """
-    if uid == 0:
-        raise ValueError("refusing to kill every process of root")
-    for _ in range(40):
-        found = _pids_of(uid)
-        for pid in found:
-            try:
-                if _state(pid) != b"Z":
-                    os.kill(int(pid), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-        if not found:
-            return
-        time.sleep(0.05)
-
-
-def _state(pid: str) -> bytes:
-    """A process's one-letter state (R running, S sleeping, T stopped, Z zombie, ...)."""
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        return handle.read().rsplit(b")", 1)[-1].split()[0]
-
-
-def _pids_of(uid: int) -> list[str]:
-    """The pids of every process of `uid` on this host (as /proc shows them here)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found.append(entry)
-            except (FileNotFoundError, PermissionError):
-                continue
-    return found
-
-
-def stop_uid(uid: int, rounds: int = 50) -> bool:
-    """SIGSTOP every process of `uid` until a scan finds none left running; True when
-    that state was reached (a process that forks as fast as it can may take a few
-    rounds: its children appear in the next scan, already stopped or not)."""
-    if uid == 0:
-        raise ValueError("refusing to stop every process of root")
-    for _ in range(rounds):
-        running = False
-        for pid in _pids_of(uid):
-            try:
-                if _state(pid) not in (b"T", b"t", b"Z", b"X"):
-                    running = True
-                    os.kill(int(pid), signal.SIGSTOP)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-        if not running:
-            return True
-        time.sleep(0.001)
-    return False
-
-
-def continue_uid(uid: int) -> None:
-    """SIGCONT every process of `uid` (undoes `stop_uid`)."""
-    for pid in _pids_of(uid):
-        try:
-            os.kill(int(pid), signal.SIGCONT)
-        except ProcessLookupError:
-            continue

@@ -240,9 +240,9 @@ REQUIRE_DOCKER = os.environ.get("LLMSYS_REQUIRE_DOCKER") == "1"
 @pytest.fixture(scope="session")
 def docker_backend():
     """The docker backend over this checkout's image (`llmsys image` / ci/docker.sh)."""
+    from grader.backend import BackendFailure
     from grader.backends import image
     from grader.backends.docker import DockerBackend
-    from grader.grade import BackendFailure
 
     try:
         return DockerBackend(image.tag(REPO))

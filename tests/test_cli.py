@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.backend import BackendFailure
 from grader.cli import main
 from grader.manifest import tomllib
 from tests.conftest import REPO
@@ -167,7 +168,7 @@ def test_grading_errors_exit_1_and_say_to_rerun(
     from tests.conftest import GOOD_OPS, submission
 
     def engine_gone(*args: object) -> None:
-        raise grade.BackendFailure("the engine went away")
+        raise BackendFailure("the engine went away")
 
     monkeypatch.setattr(grade, "_grade", engine_gone)
     submission(tmp_path / "subs", "ann", GOOD_OPS)
@@ -415,6 +416,37 @@ def test_grade_lists_the_hidden_entries_it_skips(
     code, _, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
     assert code == 2
     assert "holds no submission (skipped .DS_Store, .git/: hidden entries" in err
+
+
+def test_grade_reads_the_course_and_each_submission_once(
+    graded_course: Path, tmp_path: Path, capsys, fast_grading, monkeypatch: pytest.MonkeyPatch
+):
+    from grader import intake
+    from grader.manifest import Course
+    from tests.conftest import GOOD_OPS, submission
+
+    subs = tmp_path / "subs"
+    submission(subs, "ann", GOOD_OPS)
+    submission(subs, "bo", GOOD_OPS)
+    calls: dict[str, int] = {"load": 0, "take": 0}
+    load, take = Course.load.__func__, intake.take  # type: ignore[attr-defined]
+
+    def counted_load(cls: type[Course], root: Path) -> Course:
+        calls["load"] += 1
+        return load(cls, root)
+
+    def counted_take(path: Path, submit: tuple[str, ...]) -> intake.Intake:
+        calls["take"] += 1
+        return take(path, submit)
+
+    monkeypatch.setattr(Course, "load", classmethod(counted_load))
+    monkeypatch.setattr(intake, "take", counted_take)
+    for graded, reused in ((2, 0), (0, 2)):  # a first run, then one that resumes
+        calls.update(load=0, take=0)
+        code, out, err = grade_batch_cli(capsys, graded_course, subs, tmp_path / "out")
+        assert code == 0, out + err
+        assert f"{graded} graded, {reused} reused" in out
+        assert calls == {"load": 1, "take": 2}
 
 
 def test_grade_goes_on_when_a_submission_cannot_be_saved(

@@ -41,7 +41,8 @@ from types import ModuleType
 
 import pytest
 
-from grader import examples, gpus, grade, starter
+from grader import examples, gpus, starter
+from grader.context import Context, render_context
 from grader.manifest import Course
 from tests.conftest import REPO
 
@@ -63,8 +64,8 @@ def nvcc() -> str:
 
 
 @pytest.fixture(scope="module")
-def context() -> grade.Context:
-    return grade.context(COURSE, HW2)
+def context() -> Context:
+    return render_context(COURSE, HW2)
 
 
 def runtime_of(tree: Path) -> ModuleType:
@@ -273,6 +274,16 @@ def test_launch_counters_start_at_zero_and_skip_failures(nvcc, context, tmp_path
     status = lib.tensorMap(None, shape, stride, 4, 1, None, shape, stride, 1, 4)
     assert status != 0
     assert lib.launchCounts(counts) == 0 and list(counts) == [0, 0, 0, 0]
+
+
+def test_the_starter_tiles_fit_one_output_per_thread(nvcc, context, tmp_path):
+    """The handout's first matmul (one output per thread) is correct with the starter's
+    defines: a block's tile is its threads' square; the reference's is 4 times wider."""
+    for label, tree in (("starter", context.starter), ("reference", context.reference)):
+        library, failed = compile_kernels(nvcc, write(tree, tmp_path / label))
+        assert failed == ""
+        config = list((ctypes.c_int * 2).in_dll(ctypes.CDLL(str(library)), "mm_config"))
+        assert config == ([16, 16] if label == "starter" else [16, 64]), label
 
 
 def test_a_combine_cu_without_its_kernels_does_not_link(nvcc, context, tmp_path):

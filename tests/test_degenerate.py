@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import grade
+from grader.context import render_context
 from grader.manifest import Course
-from grader.plugin import read_results
+from grader.records import read_results
+from grader.testrun import pytest_command
 from tests.conftest import REPO
 
 HW1 = REPO / "assignments" / "hw1"
@@ -96,7 +97,7 @@ def degenerate(source: str, answer: str) -> str:
 @pytest.fixture(scope="module")
 def reference_operators() -> str:
     course = Course.load(REPO)
-    return grade.context(course, course.get("hw1")).reference["minitorch/operators.py"].decode()
+    return render_context(course, course.get("hw1")).reference["minitorch/operators.py"].decode()
 
 
 def run_hw1_1(folder: Path, reference: str, student: str) -> dict[str, str]:
@@ -110,28 +111,16 @@ def run_hw1_1(folder: Path, reference: str, student: str) -> dict[str, str]:
     (folder / "student.py").write_text(student)
     journal = folder / "results.jsonl"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "--tb=no",
-            "-p",
-            "no:cacheprovider",
-            "--llmsys-results",
-            str(journal),
-            "test_operators.py",
-            "test_operators_hidden.py",
-        ],
+        pytest_command(sys.executable, journal, ["test_operators.py", "test_operators_hidden.py"]),
         cwd=folder,
         env={"PATH": "/usr/bin:/bin", "LLMSYS_GRADING": "1", "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         check=False,
         timeout=300,
     )
-    records = read_results(journal)["tests"]
-    assert all(r["task"] == "hw1.1" for r in records)
-    return {r["nodeid"]: r["outcome"] for r in records}
+    records = read_results(journal).tests
+    assert all(r.task == "hw1.1" for r in records)
+    return {r.nodeid: r.outcome for r in records}
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import requests
 from grader import grade
 from grader.backends.docker import DockerBackend
 from grader.batch import grade_batch
+from grader.context import Context, render_context
 from grader.gpus import GpuPool
 from grader.manifest import Course
 from tests.conftest import GOOD_OPS, slow_mul_submission, submission
@@ -80,9 +81,9 @@ class FakeEngine:
         return list(self.containers_alive.values())
 
 
-def context(course: Path) -> grade.Context:
+def context(course: Path) -> Context:
     loaded = Course.load(course)
-    return grade.context(loaded, loaded.get("hw1"))
+    return render_context(loaded, loaded.get("hw1"))
 
 
 def test_each_container_is_confined_as_the_manifest_says(graded_course: Path, tmp_path: Path):
@@ -124,7 +125,9 @@ def test_each_container_is_confined_as_the_manifest_says(graded_course: Path, tm
     assert engine.containers_alive == {}, "the container was not removed"
 
 
-def test_a_container_past_its_time_limit_is_killed_and_counts_as_timed_out(tmp_path: Path):
+def test_a_container_past_its_time_limit_is_killed_and_counts_as_timed_out(
+    graded_course: Path, tmp_path: Path
+):
     engine = FakeEngine()
     backend = DockerBackend("img", client=engine)
 
@@ -132,18 +135,10 @@ def test_a_container_past_its_time_limit_is_killed_and_counts_as_timed_out(tmp_p
         raise requests.exceptions.ReadTimeout("read timed out")
 
     engine.wait = too_slow
-    work = tmp_path / "w"
-    backend._limits[work] = backend_limits()
-    run = backend.run_harness(["true"], work, {}, 0.0, None)
+    placement = backend.prepare(context(graded_course), tmp_path / "w", 0)
+    run = backend.run_harness(placement, ["true"], {}, 0.0)
     assert run.timed_out and run.returncode is None
     assert engine.created and engine.containers_alive == {}
-
-
-def backend_limits() -> Any:
-    from grader.backends.docker import ContainerLimits
-    from grader.manifest import Limits
-
-    return ContainerLimits.of(Limits(), 256)
 
 
 def test_an_engine_failure_is_an_error_that_a_rerun_grades_again(
@@ -181,7 +176,7 @@ def test_containers_of_a_dead_grader_are_removed_at_start():
 
 
 def test_no_engine_is_a_clear_error():
-    from grader.grade import BackendFailure
+    from grader.backend import BackendFailure
 
     engine = FakeEngine()
     engine.up = False
@@ -193,8 +188,8 @@ def test_gpu_assignments_leave_memory_to_the_container(graded_course: Path, tmp_
     path = graded_course / "assignments/hw1/assignment.toml"
     path.write_text(path.read_text().replace("[limits]\n", "[limits]\ngpus = 1\n"))
     backend = DockerBackend("img", client=FakeEngine())
-    config = backend.sandbox(context(graded_course), tmp_path / "w", 0)
-    assert config.memory_mb == 0 and not config.namespaces
+    config = backend.prepare(context(graded_course), tmp_path / "w", 0).sandbox
+    assert config is not None and config.memory_mb == 0 and not config.namespaces
     with pytest.raises(Exception, match="needs 1 GPU"):
         grade_batch(context(graded_course), [], tmp_path / "out", backend, gpus=GpuPool([]))
 

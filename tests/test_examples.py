@@ -25,11 +25,12 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from grader import examples, gpus, grade
+from grader import examples, gpus
+from grader.backend import Backend
 from grader.backends.local import LocalBackend
 from grader.batch import BatchResult, discover, grade_batch
+from grader.context import Context, render_context
 from grader.errors import CheckFailed
-from grader.grade import Backend
 from grader.manifest import Course
 from tests.conftest import REPO, hidden_snippets, student_visible_text, tree_digest
 
@@ -57,13 +58,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def hw1_context() -> grade.Context:
+def hw1_context() -> Context:
     course = Course.load(REPO)
-    return grade.context(course, course.get("hw1"))
+    return render_context(course, course.get("hw1"))
 
 
 @pytest.fixture(scope="module")
-def hw1_examples(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hw1_examples(hw1_context: Context, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The examples of hw1, written whole."""
     folder = tmp_path_factory.mktemp("examples")
     examples.materialize(hw1_context, REPO, folder)
@@ -108,7 +109,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.fixture(scope="module")
 def hw1_batch(
-    hw1_context: grade.Context,
+    hw1_context: Context,
     hw1_sample: Path,
     tmp_path_factory: pytest.TempPathFactory,
     backend: Backend,
@@ -133,7 +134,7 @@ def test_every_assignments_examples_are_checked_here(assignment_id: str):
     assert set(SAMPLE[assignment_id]) <= set(EXPECTED[assignment_id])
 
 
-def test_examples_are_their_base_with_their_edits(hw1_context: grade.Context, hw1_examples):
+def test_examples_are_their_base_with_their_edits(hw1_context: Context, hw1_examples):
     assert sorted(p.name for p in discover(hw1_examples)) == sorted(EXPECTED["hw1"])
     for rel in hw1_context.assignment.submit:
         assert (hw1_examples / "reference" / rel).read_bytes() == hw1_context.reference[rel]
@@ -146,7 +147,7 @@ def test_examples_are_their_base_with_their_edits(hw1_context: grade.Context, hw
     ]
 
 
-def test_an_edit_the_base_no_longer_fits_names_the_example(hw1_context: grade.Context):
+def test_an_edit_the_base_no_longer_fits_names_the_example(hw1_context: Context):
     spec = dict(EXPECTED["hw1"]["buggy"])
     spec["edit"] = [{"file": "minitorch/operators.py", "old": "not in the reference", "new": ""}]
     with pytest.raises(CheckFailed, match=r"\[hw1.buggy\]: minitorch/operators.py of the"):
@@ -208,7 +209,7 @@ def test_grading_leaves_the_submissions_and_writes_only_reports(
 
 
 def test_no_hidden_test_or_reference_text_reaches_students(
-    hw1_batch: tuple[BatchResult, Path, str], hw1_context: grade.Context
+    hw1_batch: tuple[BatchResult, Path, str], hw1_context: Context
 ):
     _, out, _ = hw1_batch
     snippets = hidden_snippets(hw1_context, EXAMPLES.read_text())
@@ -237,7 +238,7 @@ def test_batch_reports_agree_with_results(hw1_batch: tuple[BatchResult, Path, st
     assert by_login == {r.submission: pytest.approx(r.score, abs=0.005) for r in batch.results}
 
 
-def test_rerun_reuses_every_result(hw1_batch, hw1_context: grade.Context, hw1_sample: Path):
+def test_rerun_reuses_every_result(hw1_batch, hw1_context: Context, hw1_sample: Path):
     batch, out, _ = hw1_batch
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
     # Any backend: nothing is graded again.

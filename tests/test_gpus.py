@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from grader.context import render_context
 from grader.gpus import GpuPool, GpuRequestError, detect, parse_devices
 
 
@@ -122,7 +123,7 @@ def test_workers_see_only_the_gpus_their_submission_was_given(graded_course, tmp
 
     write(graded_course / "assignments/hw1/tests/test_env.py", ENV_TEST)
     course = Course.load(graded_course)
-    ctx = grade.context(course, course.get("hw1"))
+    ctx = render_context(course, course.get("hw1"))
     path = submission(tmp_path / "subs", "ann", GOOD_OPS)
     result = grade.grade_submission(ctx, path, tmp_path / "work", LocalBackend(), gpus=("3",))
     test = next(t for t in result.tests if t.id.endswith("::test_sees_only_its_gpu"))

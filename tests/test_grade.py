@@ -16,15 +16,16 @@ import pytest
 
 from grader import grade, results, sandbox
 from grader.backends.local import LocalBackend
+from grader.context import Context, render_context
 from grader.manifest import Course
 from tests.conftest import GOOD_OPS, slow_mul_submission, submission, write
 
 BUGGY_MUL = GOOD_OPS.replace("return x * y", "return x * y + (1 if x < 0 else 0)")
 
 
-def context(course: Path) -> grade.Context:
+def context(course: Path) -> Context:
     loaded = Course.load(course)
-    return grade.context(loaded, loaded.get("hw1"))
+    return render_context(loaded, loaded.get("hw1"))
 
 
 def grade_one(course: Path, path: Path, tmp_path: Path) -> results.SubmissionResult:
@@ -292,7 +293,7 @@ def test_task_wrong_on_its_own_is_not_rescued(composed_course: Path, tmp_path: P
 
 
 def test_two_backends_on_one_host_never_share_a_uid(tmp_path: Path):
-    from grader.backends.local import claim_uid
+    from grader.uids import claim_uid
 
     first, fd1 = claim_uid(set(), tmp_path)
     again, fd2 = claim_uid({first}, tmp_path)

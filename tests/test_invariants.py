@@ -20,8 +20,9 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from grader import starter
+from grader.gpus import shortfall
 from grader.manifest import Course
-from grader.verify import gpu_missing, verify
+from grader.verify import verify
 from tests.conftest import REPO
 
 COURSE = Course.load(REPO)
@@ -105,7 +106,7 @@ def test_starter_copy_installs_and_runs_standalone(assignment, tmp_path: Path):
 
     outcomes = pytest_in_copy()
     assert outcomes, "pytest ran no test in the starter copy"
-    if gpu_missing(assignment):
+    if shortfall(assignment.limits.gpus):
         # Without a GPU a student's run skips every test, each saying why.
         for name, (outcome, message) in outcomes.items():
             assert outcome == "skipped", (name, outcome, message)

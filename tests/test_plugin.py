@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.plugin import RESULTS_FORMAT, read_results
+from grader.records import RESULTS_FORMAT, read_results
 
 TESTS = """\
 import os
@@ -69,28 +69,28 @@ def run_session(
 
 def test_a_finished_session_lists_every_test_with_its_outcome(tmp_path: Path):
     data = read_results(run_session(tmp_path))
-    assert data["finished"] is True
-    by_name = {r["nodeid"].split("::")[1]: r for r in data["tests"]}
+    assert data.finished is True
+    by_name = {r.nodeid.split("::")[1]: r for r in data.tests}
     assert list(by_name) == [
         "test_passes",
         "test_fails",
         "test_kills_the_session",
         "test_after_the_kill",
     ]
-    assert by_name["test_passes"]["outcome"] == "passed"
+    assert by_name["test_passes"].outcome == "passed"
     failed = by_name["test_fails"]
-    assert (failed["outcome"], failed["task"], failed["points"]) == ("failed", "hw1.1", 2.0)
-    assert failed["error_type"] == "AssertionError" and "one is not two" in failed["message"]
+    assert (failed.outcome, failed.task, failed.points) == ("failed", "hw1.1", 2.0)
+    assert failed.error_type == "AssertionError" and "one is not two" in failed.message
     # The failure report: the test's own frame and the assertion, no pytest internals.
-    assert 'test_some.py", line 14, in test_fails' in failed["longrepr"]
-    assert "AssertionError: one is not two" in failed["longrepr"]
-    assert "_pytest" not in failed["longrepr"] and "pluggy" not in failed["longrepr"]
+    assert 'test_some.py", line 14, in test_fails' in failed.longrepr
+    assert "AssertionError: one is not two" in failed.longrepr
+    assert "_pytest" not in failed.longrepr and "pluggy" not in failed.longrepr
 
 
 def test_a_killed_session_keeps_finished_verdicts_and_lists_the_rest(tmp_path: Path):
     data = read_results(run_session(tmp_path, kill=True))
-    assert data["finished"] is False
-    outcomes = {r["nodeid"].split("::")[1]: r["outcome"] for r in data["tests"]}
+    assert data.finished is False
+    outcomes = {r.nodeid.split("::")[1]: r.outcome for r in data.tests}
     assert outcomes == {
         "test_passes": "passed",
         "test_fails": "failed",
@@ -103,15 +103,15 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path):
     journal = run_session(tmp_path, kill=True)
     with open(journal, "a", encoding="utf-8") as handle:
         handle.write('{"nodeid": "test_some.py::test_after_the_kill", "outc')
-    outcomes = {r["nodeid"]: r["outcome"] for r in read_results(journal)["tests"]}
+    outcomes = {r.nodeid: r.outcome for r in read_results(journal).tests}
     assert outcomes["test_some.py::test_after_the_kill"] == "did_not_run"
 
 
 def test_a_collection_error_is_a_record(tmp_path: Path):
     (tmp_path / "test_broken.py").write_text("import not_a_module_anywhere\n")
     journal = run_session(tmp_path, targets=("test_some.py", "test_broken.py"))
-    errors = [r for r in read_results(journal)["tests"] if r["outcome"] == "error"]
-    assert len(errors) == 1 and "not_a_module_anywhere" in errors[0]["message"]
+    errors = [r for r in read_results(journal).tests if r.outcome == "error"]
+    assert len(errors) == 1 and "not_a_module_anywhere" in errors[0].message
 
 
 def test_a_file_of_another_format_is_refused(tmp_path: Path):
@@ -119,3 +119,18 @@ def test_a_file_of_another_format_is_refused(tmp_path: Path):
     old.write_text(json.dumps({"format": RESULTS_FORMAT - 1, "tests": []}) + "\n")
     with pytest.raises(ValueError, match="not a results journal"):
         read_results(old)
+
+
+def test_a_record_that_does_not_fit_its_schema_is_refused(tmp_path: Path):
+    journal = run_session(tmp_path)
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    record = next(json.loads(line) for line in lines if '"nodeid"' in line)
+    for change, error in (
+        ({"outcome": "won"}, "outcome: must be one of"),
+        ({"points": "all of them"}, "points: expected a number"),
+        ({"verdict": "passed"}, "verdict: unknown key"),
+    ):
+        bad = json.dumps({**record, **change})
+        journal.write_text("\n".join([*lines, bad]) + "\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=error):
+            read_results(journal)

@@ -13,7 +13,8 @@ from rich.console import Console
 
 import grader.reports
 from grader import results as model  # TestResult by its module: pytest would collect it
-from grader.reports import format_points, write_text_atomic
+from grader.files import write_text_atomic
+from grader.reports import format_points
 from grader.reports.canvas import write_gradebook
 from grader.reports.gradescope import to_gradescope, write_gradescope
 from grader.reports.junit import write_junit

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader import grade, sandbox
-from grader.backends.local import claim_uid
+from grader import sandbox
+from grader.backends.local import _host_folders
 from grader.sandbox import SandboxConfig
+from grader.uids import claim_uid
 from grader.workers import Worker
 
 pytestmark = pytest.mark.skipif(
@@ -44,7 +45,7 @@ def confined(tmp_path: Path):
     config = SandboxConfig(
         uid=uid,
         gid=uid,
-        hide=(*grade._host_folders(), "/dev/shm", str(Path(grader.__file__).parents[1])),
+        hide=(*_host_folders(), "/dev/shm", str(Path(grader.__file__).parents[1])),
         keep=tuple(
             sorted(
                 {
@@ -322,7 +323,7 @@ def test_paused_stops_every_process_of_the_student_and_resumes_them(confined):
         "    return spin.pid\n"
     )
     run(worker, source, sys.executable)
-    from grader.workers import _pids_of, _state
+    from grader.uids import _pids_of, _state
 
     def states() -> set[bytes]:
         return {_state(pid) for pid in _pids_of(worker.sandbox.uid)}
@@ -363,6 +364,32 @@ def test_the_cpu_limit_holds_for_all_processes_together(confined):
         )
         used = run(worker, source, sys.executable)
         assert used < 1.4, used  # 0.5 of a core for 2 s, and some start-up
+    finally:
+        worker.kill()
+        for group in groups:
+            assert cgroups.remove(group)
+
+
+def test_an_unconfined_worker_with_groups_runs_in_them(tmp_path: Path):
+    """The reference's worker (no sandbox) is put in a CPU group like the student's,
+    so the two sides of a timing check share a busy host's CPU alike."""
+    from grader import cgroups
+
+    groups = cgroups.create(f"llmsys-test-reference-{os.getpid()}", 0, 1.0)
+    if not groups:
+        pytest.skip("no cgroup v1 cpu hierarchy on this host")
+    (tmp_path / "tree").mkdir()
+    worker = Worker(tmp_path / "tree", tmp_path / "out.log", groups=tuple(map(str, groups)))
+    try:
+        source = "def probe():\n    return open('/proc/self/cgroup').read()\n"
+        worker.start()
+        own = run(worker, source)
+        (group,) = groups
+        assert any(
+            line.endswith(":/" + group.name) or f"/{group.name}" in line
+            for line in own.splitlines()
+            if ":cpu" in line
+        ), own
     finally:
         worker.kill()
         for group in groups:

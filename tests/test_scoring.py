@@ -8,23 +8,13 @@ import pytest
 
 from grader import scoring
 from grader.manifest import Course
+from grader.records import TestRecord, new_record
+from grader.schema import load
 
 
-def record(nodeid, task, outcome="passed", points=None, **extra):
-    base = {
-        "nodeid": nodeid,
-        "task": task,
-        "points": points,
-        "outcome": outcome,
-        "phase": None,
-        "error_type": None,
-        "message": "",
-        "longrepr": "",
-        "duration": 0.1,
-        "properties": {},
-    }
-    base.update(extra)
-    return base
+def record(nodeid, task, outcome="passed", points=None, **extra) -> TestRecord:
+    """A journal record, loaded as the grader loads the journal's."""
+    return load(TestRecord, {**new_record(nodeid, task, points), "outcome": outcome, **extra})
 
 
 @pytest.fixture

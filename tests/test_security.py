@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from grader import examples, grade, sandbox
+from grader import examples, sandbox
 from grader.backends.local import FIRST_UID, UID_RANGE, LocalBackend
 from grader.batch import BatchResult, discover, grade_batch
+from grader.context import Context, render_context
 from grader.manifest import Course, tomllib
 from grader.results import SubmissionResult
 from tests.conftest import REPO, hidden_snippets, student_visible_text, tree_digest
@@ -54,12 +55,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def hw1_context() -> grade.Context:
+def hw1_context() -> Context:
     course = Course.load(REPO)
-    return grade.context(course, course.get("hw1"))
+    return render_context(course, course.get("hw1"))
 
 
-def make_archives(ctx: grade.Context, folder: Path) -> None:
+def make_archives(ctx: Context, folder: Path) -> None:
     """The archive tricks, each around an otherwise ordinary starter submission."""
     files = {rel: ctx.starter[rel] for rel in ctx.assignment.submit}
 
@@ -93,7 +94,7 @@ def make_archives(ctx: grade.Context, folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hostile(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hostile(hw1_context: Context, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("hostile")
     for name, spec in SPECS.items():
         files = examples.example_files(hw1_context, name, spec)
@@ -104,7 +105,7 @@ def hostile(hw1_context: grade.Context, tmp_path_factory: pytest.TempPathFactory
     return folder
 
 
-def grade_all(ctx: grade.Context, folder: Path, out: Path, backend: Any) -> BatchResult:
+def grade_all(ctx: Context, folder: Path, out: Path, backend: Any) -> BatchResult:
     return grade_batch(ctx, discover(folder), out, backend, jobs=2)
 
 
@@ -130,7 +131,7 @@ def check_outcomes(batch: BatchResult, names: list[str]) -> None:
         assert len(failing) == want["failing"], (name, failing[:5])
 
 
-def check_nothing_reached(batch: BatchResult, out: Path, ctx: grade.Context) -> None:
+def check_nothing_reached(batch: BatchResult, out: Path, ctx: Context) -> None:
     """No attack printed its success mark; no hidden test line reached a student."""
     for result in batch.results:
         for test in result.tests:

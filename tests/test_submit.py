@@ -12,14 +12,15 @@ import pytest
 
 from grader import grade
 from grader.backends.local import LocalBackend
+from grader.context import Context, render_context
 from grader.manifest import Course
 from tests.conftest import REPO
 
 
 @pytest.fixture
-def hw1(tmp_path: Path) -> tuple[grade.Context, Path]:
+def hw1(tmp_path: Path) -> tuple[Context, Path]:
     course = Course.load(REPO)
-    ctx = grade.context(course, course.get("hw1"))
+    ctx = render_context(course, course.get("hw1"))
     copy = tmp_path / "hw1"
     shutil.copytree(REPO / "starter/hw1", copy)
     return ctx, copy

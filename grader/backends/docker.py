@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -37,11 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.backend import BackendFailure, HarnessRun, Placement
 from grader.backends import image as images
-from grader.backends.local import LOCKS, claim_uid
-from grader.grade import BackendFailure, Context, HarnessRun
+from grader.context import Context
 from grader.manifest import Limits
 from grader.sandbox import SandboxConfig
+from grader.uids import SlotUids
 
 MOUNT = Path("/grade")
 PATH = "/opt/llmsys/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -91,19 +91,27 @@ class DockerBackend:
         images.require(self.client, image)
         self.image = image
         self.host = socket.gethostname()
-        self._limits: dict[Path, ContainerLimits] = {}
         self._running: dict[str, Any] = {}
-        self._uids: dict[int, tuple[int, int]] = {}  # slot -> (uid, locked fd)
+        #: The student's uid in each slot's containers: one of this host's range,
+        #: claimed by this process. The process limit (RLIMIT_NPROC) counts per uid
+        #: across the host, so containers graded at once must not share one.
+        self.uid = SlotUids()
         self._lock = threading.Lock()
         self._stopped = False
         self.reaped = self.reap_stale()
 
     # -- Backend protocol ----------------------------------------------------------------
-    @staticmethod
-    def place(work: Path) -> Path:
-        return MOUNT
+    def prepare(self, ctx: Context, work: Path, slot: int, gpus: tuple[str, ...] = ()) -> Placement:
+        sandbox = self._sandbox(ctx, slot)
+        limits = ContainerLimits.of(ctx.assignment.limits, sandbox.tmp_mb)
+        described = (
+            f"docker: {self.image}, student uid {sandbox.uid}, no network, read-only root, "
+            f"{limits.memory_mb} MiB without swap, {limits.nano_cpus / 1e9:g} CPUs, "
+            f"{limits.pids} processes"
+        )
+        return Placement(work, MOUNT, sandbox, ctx, gpus, described)
 
-    def sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig:
+    def _sandbox(self, ctx: Context, slot: int) -> SandboxConfig:
         limits = ctx.assignment.limits
         uid = self.uid(slot)
         config = SandboxConfig(
@@ -119,40 +127,17 @@ class DockerBackend:
             file_size_mb=limits.file_size_mb,
             cpu_s=int(limits.submission_timeout_s) + 5,
         )
-        self._limits[work] = ContainerLimits.of(limits, config.tmp_mb)
         return config
 
-    def uid(self, slot: int) -> int:
-        """The student's uid in `slot`'s containers: one of this host's range, claimed
-        by this process. The process limit (RLIMIT_NPROC) counts per uid across the
-        host, so containers graded at once must not share one."""
-        if slot not in self._uids:
-            locks = LOCKS if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "llmsys-uids"
-            self._uids[slot] = claim_uid({uid for uid, _ in self._uids.values()}, locks)
-        return self._uids[slot][0]
-
-    def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
-        limits = self._limits[work]
-        uid = sandbox.uid if sandbox else "?"
-        return (
-            f"docker: {self.image}, student uid {uid}, no network, read-only root, "
-            f"{limits.memory_mb} MiB without swap, {limits.nano_cpus / 1e9:g} CPUs, "
-            f"{limits.pids} processes"
-        )
-
     def run_harness(
-        self,
-        command: list[str],
-        work: Path,
-        env: dict[str, str],
-        timeout_s: float,
-        sandbox: SandboxConfig | None,
-        gpus: tuple[str, ...] = (),
+        self, placement: Placement, command: list[str], env: dict[str, str], timeout_s: float
     ) -> HarnessRun:
         import docker.errors
         import requests.exceptions
 
-        limits = self._limits[work]
+        work, gpus = placement.work, placement.gpus
+        tmp_mb = placement.sandbox.tmp_mb if placement.sandbox else SandboxConfig.tmp_mb
+        limits = ContainerLimits.of(placement.context.assignment.limits, tmp_mb)
         start = time.monotonic()
         name = f"llmsys-{os.getpid()}-{uuid.uuid4().hex[:10]}"
         with self._lock:

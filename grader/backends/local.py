@@ -1,39 +1,32 @@
 """The local backend: the harness runs on this host, in a subprocess per submission.
 
-With root, each submission's workers run confined (`grader.sandbox`) as a uid of
-their own slot, so parallel submissions cannot signal or read each other. A uid
-is claimed with a lock file for as long as this process lives, so two batches
-graded at once on one host (two TAs, or CI next to a TA) never share a uid: the
-clean-up that kills every process of a slot's uid cannot hit the other batch.
-Without root, student code runs with the grader's own rights, and every result
-says so.
+With root, each submission's workers run confined (`grader.sandbox`, with the
+policy of `default_sandbox` below) as the uid of their slot (`grader.uids`), so
+parallel submissions cannot signal or read each other, and two batches on one
+host never share a uid. Without root, student code runs with the grader's own
+rights, and every result says so.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from pathlib import Path
 
+import grader
 from grader import cgroups
 from grader import sandbox as sandboxing
-from grader.grade import BackendFailure, Context, HarnessRun, default_sandbox
+from grader.backend import BackendFailure, HarnessRun, Placement
+from grader.context import Context
 from grader.sandbox import SandboxConfig
-from grader.workers import kill_uid
+from grader.uids import SlotUids, kill_uid
 
-FIRST_UID = 61000
-UID_RANGE = 4096
-LOCKS = Path("/run/llmsys-uids")
 LOG_LIMIT = 20000
-
-
-class NoFreeUid(RuntimeError):
-    pass
 
 
 class LocalBackend:
@@ -43,21 +36,31 @@ class LocalBackend:
     def __init__(self, hide: list[str] | None = None) -> None:
         #: Extra folders hidden from student code (e.g. the batch's output folder).
         self.hide = hide or []
-        self._uids: dict[int, tuple[int, int]] = {}  # slot -> (uid, locked fd)
+        self.uid = SlotUids()
         self._lock = threading.Lock()
         self._running: dict[int, subprocess.Popen[bytes]] = {}  # pid -> harness process
         self._stopped = False
         self._groups: set[Path] = set()
 
     @staticmethod
-    def place(work: Path) -> Path:
-        return work
-
-    @staticmethod
     def confined() -> bool:
         return sandboxing.available()
 
-    def sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig | None:
+    def prepare(self, ctx: Context, work: Path, slot: int, gpus: tuple[str, ...] = ()) -> Placement:
+        sandbox = self._sandbox(ctx, work, slot)
+        reference: tuple[str, ...] = ()
+        if sandbox is not None and any("/cpu" in g for g in sandbox.cgroups):
+            # The reference's worker gets a CPU group as the student's: on a busy host
+            # a group is one scheduling entity, and a reference outside one would get
+            # a share per thread (a false timing penalty for the student).
+            cpus = ctx.assignment.limits.cpus
+            made = cgroups.create(f"llmsys-{sandbox.uid}-reference", 0, cpus)
+            with self._lock:
+                self._groups.update(made)
+            reference = tuple(str(g) for g in made)
+        return Placement(work, work, sandbox, ctx, gpus, _describe(sandbox), reference)
+
+    def _sandbox(self, ctx: Context, work: Path, slot: int) -> SandboxConfig | None:
         if not self.confined():
             return None
         uid = self.uid(slot)
@@ -71,41 +74,14 @@ class LocalBackend:
             self._groups.update(groups)
         return default_sandbox(ctx, work, uid, self.hide, tuple(str(g) for g in groups))
 
-    def uid(self, slot: int) -> int:
-        """The uid of `slot`, claimed by this process (first free one of the range)."""
-        if slot not in self._uids:
-            self._uids[slot] = claim_uid({uid for uid, _ in self._uids.values()})
-        return self._uids[slot][0]
-
-    def describe(self, work: Path, sandbox: SandboxConfig | None) -> str:
-        if sandbox is None:
-            return "local: none"
-        grouped = cgroups.memory_limit_mb(sandbox.cgroups)
-        if grouped is not None:
-            memory = f"{grouped} MiB for all processes"
-        elif sandbox.memory_mb:
-            memory = f"{sandbox.memory_mb} MiB per process"
-        else:
-            memory = "no memory limit (GPU)"
-        return (
-            f"local: uid {sandbox.uid}, no network, private mounts and IPC, "
-            f"{memory}, {sandbox.processes} processes"
-            + (", CPU as one group" if any("/cpu" in g for g in sandbox.cgroups) else "")
-        )
-
     def run_harness(
-        self,
-        command: list[str],
-        work: Path,
-        env: dict[str, str],
-        timeout_s: float,
-        sandbox: SandboxConfig | None,
-        gpus: tuple[str, ...] = (),
+        self, placement: Placement, command: list[str], env: dict[str, str], timeout_s: float
     ) -> HarnessRun:
         start = time.monotonic()
-        cwd = work / "harness"
-        if gpus:
-            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+        cwd = placement.work / "harness"
+        sandbox = placement.sandbox
+        if placement.gpus:
+            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(placement.gpus)}
         log = cwd / "logs" / "harness.log"
         with open(log, "wb") as output, self._lock:
             if self._stopped:
@@ -159,17 +135,72 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def claim_uid(taken: set[int], locks: Path = LOCKS) -> tuple[int, int]:
-    """Lock the first free uid of the range; the lock lasts while the fd is open."""
-    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for uid in range(FIRST_UID, FIRST_UID + UID_RANGE):
-        if uid in taken:
-            continue
-        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return uid, fd
-    raise NoFreeUid(f"all {UID_RANGE} sandbox uids from {FIRST_UID} are in use on this host")
+def _describe(sandbox: SandboxConfig | None) -> str:
+    """How student code was confined, for the result."""
+    if sandbox is None:
+        return "local: none"
+    grouped = cgroups.memory_limit_mb(sandbox.cgroups)
+    if grouped is not None:
+        memory = f"{grouped} MiB for all processes"
+    elif sandbox.memory_mb:
+        memory = f"{sandbox.memory_mb} MiB per process"
+    else:
+        memory = "no memory limit (GPU)"
+    return (
+        f"local: uid {sandbox.uid}, no network, private mounts and IPC, "
+        f"{memory}, {sandbox.processes} processes"
+        + (
+            ", CPU as one group (the reference's likewise)"
+            if any("/cpu" in g for g in sandbox.cgroups)
+            else ""
+        )
+    )
+
+
+def default_sandbox(
+    ctx: Context, work: Path, uid: int, hide: list[str], groups: tuple[str, ...] = ()
+) -> SandboxConfig:
+    """The worker confinement for a submission graded on this host; `groups`: the
+    control groups its processes share (`grader.cgroups`), where there are any."""
+    limits = ctx.assignment.limits
+    keep = {
+        sys.prefix,
+        sys.base_prefix,
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        str(Path(grader.__file__).resolve().parent),
+        str(work / "student"),
+    }
+    return SandboxConfig(
+        uid=uid,
+        gid=uid,
+        hide=tuple(sorted({*_host_folders(), str(ctx.course.root), "/dev/shm", *hide})),
+        keep=tuple(sorted(keep)),
+        # CUDA reserves far more address space than it uses: on a GPU assignment an
+        # address-space limit would stop every kernel launch (the memory cgroup,
+        # or Docker's, bounds those workers instead).
+        memory_mb=0 if limits.gpus else limits.memory_mb,
+        processes=limits.processes,
+        file_size_mb=limits.file_size_mb,
+        cpu_s=int(limits.submission_timeout_s) + 5,
+        cgroups=groups,
+    )
+
+
+#: Top-level folders a worker sees: the system's programs, libraries and settings.
+#: Everything else at the top of the file system (/home, /root, /srv, /opt, /var,
+#: /run with its sockets, /work, /mnt, ...) is hidden; the sandbox binds back only
+#: Python, the grader and the student's own folder.
+SYSTEM_FOLDERS = frozenset(
+    {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "sys", "dev", "tmp"}
+)
+
+
+def _host_folders() -> list[str]:
+    """Top-level folders to hide (real folders only: a symlink such as /bin -> usr/bin
+    must not be mounted over, that would hide its target)."""
+    return sorted(
+        str(path)
+        for path in Path("/").iterdir()
+        if path.name not in SYSTEM_FOLDERS and path.is_dir() and not path.is_symlink()
+    )

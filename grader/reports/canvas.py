@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grader.errors import LlmsysError
-from grader.reports import format_points, write_text_atomic
+from grader.files import write_text_atomic
+from grader.reports import format_points
 from grader.results import SubmissionResult
 
 STUDENT_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")

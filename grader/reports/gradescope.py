@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.reports import format_points, write_text_atomic
+from grader.files import write_text_atomic
+from grader.reports import format_points
 from grader.results import SubmissionResult, TestResult
 
 #: Shown to the student in place of an empty output.

@@ -20,7 +20,8 @@ from pathlib import Path
 from junitparser import Error, Failure, Skipped
 from junitparser.xunit2 import JUnitXml, TestCase, TestSuite
 
-from grader.reports import format_points, write_text_atomic
+from grader.files import write_text_atomic
+from grader.reports import format_points
 from grader.results import SubmissionResult, TestResult
 
 HIDDEN_DETAILS = "details are hidden"

@@ -25,15 +25,21 @@
 
 // MatrixMultiply launches blocks of MM_THREADS x MM_THREADS threads, each block
 // computing an MM_TILE x MM_TILE tile of one output matrix and stepping through
-// the inner dimension MM_DEPTH at a time. With MM_TILE == MM_THREADS each thread
-// computes one output; the reference has each thread compute a 4 x 4 block of
-// outputs (MM_TILE = 4 * MM_THREADS), which reuses every number it loads four
-// times. Change these to fit your kernel.
+// the inner dimension MM_DEPTH at a time, so each thread computes
+// (MM_TILE / MM_THREADS)^2 outputs. MM_TILE defaults to MM_THREADS: one output
+// per thread, the handout's first step. Raise it only once every thread of your
+// kernel computes R x R outputs: define it as R * MM_THREADS above the default,
+// in place of the starter's hw2.4 stub comment there, e.g.
+// `#define MM_TILE (4 * MM_THREADS)`. A kernel with one output per thread under
+// a larger MM_TILE leaves most of every tile unwritten. The reference has each
+// thread compute a 4 x 4 block of outputs (MM_TILE 64), which reuses every
+// number it loads four times. Change these to fit your kernel, in this file.
 #ifndef MM_THREADS
 #define MM_THREADS 16
 #endif
+// TODO hw2.4: Matrix multiply: not implemented yet (outputs are left untouched).
 #ifndef MM_TILE
-#define MM_TILE 64
+#define MM_TILE MM_THREADS
 #endif
 #ifndef MM_DEPTH
 #define MM_DEPTH 16
