@@ -97,6 +97,11 @@ class Worker:
             "TMPDIR": "/tmp",
             "PYTHONDONTWRITEBYTECODE": "1",
             "NUMBA_CACHE_DIR": "/tmp/numba-cache",
+            # NumPy's BLAS starts a thread (and reserves its buffers) per core unless
+            # told otherwise: on a many-core host that alone fills a worker's
+            # address-space limit. It gets the worker's thread count (default 1).
+            "OPENBLAS_NUM_THREADS": self.env.get("OMP_NUM_THREADS", "1"),
+            "MKL_NUM_THREADS": self.env.get("OMP_NUM_THREADS", "1"),
             **self.env,
         }
         with open(self.output, "ab") as output:

@@ -383,3 +383,21 @@ def test_a_student_exception_class_name_is_never_quoted(worker):
     assert MARKER.replace("-", "_") in info.value.student_traceback  # staff still see it
     with pytest.raises(ValueError, match=r"^the message$"):
         worker.call(probe, ("builtin",), 20)
+
+
+@pytest.mark.parametrize(("env", "threads"), [({}, "1"), ({"OMP_NUM_THREADS": "3"}, "3")])
+def test_a_worker_starts_blas_with_its_own_thread_count(tmp_path, env, threads):
+    """NumPy's BLAS would start a thread per core of the host (and reserve memory for
+    each): on a many-core host that alone filled a 1 GiB address-space limit."""
+    from grader.workers import Worker
+
+    worker = Worker(tmp_path, tmp_path / "worker.log", env=env)
+    try:
+        worker.start()
+        source = (
+            "def probe():\n    import os\n"
+            "    return [os.environ.get(k) for k in ('OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')]\n"
+        )
+        assert worker.call({"source": source, "name": "probe"}, (), timeout=30) == [threads] * 2
+    finally:
+        worker.kill()

@@ -24,7 +24,8 @@ import math
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import assert_close
+from strategies import assert_close, seeds
+from test_autodiff import check_order as public_check_order
 
 pytestmark = pytest.mark.task("hw1.2")
 
@@ -33,8 +34,6 @@ pytestmark = pytest.mark.task("hw1.2")
 hidden_settings = settings(
     max_examples=100, derandomize=True, deadline=None, database=None, report_multiple_bugs=False
 )
-
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
 def both(student, reference, probe, *args):
@@ -620,27 +619,10 @@ def graphs(draw):
 
 
 def check_order(order, parents, constants, output):
-    """topological_sort's properties for an order of node positions."""
+    """topological_sort's properties (the public tests' `check_order`) for an order of
+    node positions, in which -1 stands for a variable that is not a node."""
     assert -1 not in order, "topological_sort returned a variable that is not a node"
-    assert order, "topological_sort returned nothing"
-    assert order[0] == output, f"the output must come first, got node {order[0]} first"
-    assert len(order) == len(set(order)), f"a variable appears more than once: {order}"
-    reachable, todo = set(), [output]
-    while todo:
-        node = todo.pop()
-        if node not in reachable and node not in constants:
-            reachable.add(node)
-            todo.extend(parents[node])
-    assert set(order) == reachable, (
-        f"expected exactly the non-constant variables {sorted(reachable)}, got {sorted(order)}"
-    )
-    position = {node: k for k, node in enumerate(order)}
-    for node in order:
-        for parent in parents[node]:
-            if parent not in constants:
-                assert position[node] < position[parent], (
-                    f"node {node} was computed from node {parent} but comes after it: {order}"
-                )
+    public_check_order(order, parents, output, constants)
 
 
 @hidden_settings

@@ -33,6 +33,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import seeds
+from test_fast_ops import MAP_TOL, SUM_TOL, ZIPS, check, layouts, random_array, spec
 
 pytestmark = [pytest.mark.task("hw1.5"), pytest.mark.time_limit(60)]
 
@@ -44,50 +46,11 @@ hidden_settings = settings(
     report_multiple_bugs=False,
 )
 
-MAP_TOL = {"rtol": 1e-12, "atol": 1e-12}
-SUM_TOL = {"rtol": 1e-9, "atol": 1e-9}
-
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
-
 
 # ---------------------------------------------------------------------------
-# Tensors as plain data: [storage, shape, strides]
+# Tensors as plain data: [storage, shape, strides], laid out by `spec` and read
+# back by `check` (both from the public tests)
 # ---------------------------------------------------------------------------
-
-
-def spec(x, order=None, gap=1):
-    """`x` as `[storage, shape, strides]`, its dimensions stored in the order `order`
-    (None: row-major), each element followed by `gap - 1` NaNs."""
-    x = np.asarray(x, dtype=np.float64)
-    order = list(range(x.ndim)) if order is None else list(order)
-    stored = np.ascontiguousarray(np.transpose(x, order))
-    storage = np.full(max(stored.size, 1) * gap, np.nan)
-    storage[::gap] = stored.ravel()
-    stored_strides = [gap * int(np.prod(stored.shape[k + 1 :])) for k in range(x.ndim)]
-    strides = [0] * x.ndim
-    for k, dim in enumerate(order):
-        strides[dim] = stored_strides[k]
-    return [storage, list(x.shape), strides]
-
-
-def values(result, what):
-    """The NumPy array of a tensor given as `[storage, shape, strides]`."""
-    storage, shape, strides = result
-    storage = np.asarray(storage, dtype=np.float64)
-    last = sum((n - 1) * s for n, s in zip(shape, strides, strict=True))
-    assert len(storage) > last, f"{what}: storage of {len(storage)} numbers for shape {shape}"
-    return np.lib.stride_tricks.as_strided(
-        storage, tuple(shape), tuple(s * storage.itemsize for s in strides)
-    ).copy()
-
-
-def check(result, expected, what, tol):
-    """The tensor `result` has the expected shape and values (within `tol`)."""
-    expected = np.asarray(expected, dtype=np.float64)
-    assert list(result[1]) == list(expected.shape), (
-        f"{what}: expected shape {list(expected.shape)}, got {list(result[1])}"
-    )
-    np.testing.assert_allclose(values(result, what), expected, err_msg=what, **tol)
 
 
 def check_unchanged(storage, original, what):
@@ -97,17 +60,8 @@ def check_unchanged(storage, original, what):
     )
 
 
-def random_array(seed, shape, low=-3.0, high=3.0):
-    return np.random.default_rng(seed).uniform(low, high, size=tuple(shape))
-
-
-@st.composite
-def layouts(draw, max_dims=4, max_size=6):
-    """(shape, order, gap)."""
-    shape = draw(st.lists(st.integers(1, max_size), min_size=1, max_size=max_dims))
-    order = draw(st.permutations(range(len(shape))))
-    gap = draw(st.sampled_from([1, 2, 3]))
-    return shape, order, gap
+#: Layouts larger than the public tests' ones: sides up to 6, gaps of up to 2 unused numbers.
+big_layouts = layouts(max_size=6, gaps=(1, 2, 3))
 
 
 @st.composite
@@ -386,7 +340,7 @@ def probe_time_reduce(seed, size, reps, keep):
 
 
 @hidden_settings
-@given(layouts(), st.data(), seeds)
+@given(big_layouts, st.data(), seeds)
 def test_map_into_any_out_layout(student, layout, data, seed):
     """neg_map(a, out): `out` of any layout, `a` of a broadcast shape and any layout;
     `a` unchanged."""
@@ -449,8 +403,6 @@ def test_map_equal_strides_other_shape(student):
 # zip
 # ---------------------------------------------------------------------------
 
-ZIPS = {"add": np.add, "lt": lambda a, b: (a < b).astype(float)}
-
 
 @pytest.mark.parametrize("name", list(ZIPS))
 @hidden_settings
@@ -501,7 +453,7 @@ def test_zip_shapes(student, a_shape, b_shape):
 
 
 @hidden_settings
-@given(layouts(), st.sampled_from(["add", "mul"]), seeds)
+@given(big_layouts, st.sampled_from(["add", "mul"]), seeds)
 def test_reduce_any_layout(student, layout, name, seed):
     """<name>_reduce along every dimension, inputs in any order with gaps; input unchanged."""
     shape, order, gap = layout

@@ -36,6 +36,9 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from strategies import seeds
+from test_tensor import assert_array_close as public_assert_array_close
+from test_tensor import probe_function
 
 pytestmark = pytest.mark.task("hw1.4")
 
@@ -51,8 +54,6 @@ hidden_settings = settings(
     phases=[Phase.explicit, Phase.generate],
 )
 
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
-
 
 def both(student, reference, probe, *args):
     """(student's value, reference's value) of a probe; the student is called first."""
@@ -60,14 +61,9 @@ def both(student, reference, probe, *args):
 
 
 def assert_array_close(actual, expected, *, rtol, atol, what):
-    """Same shape and numpy.testing.assert_allclose, with a message naming `what`."""
+    """The public tests' `assert_array_close`, failing first on a missing value (None)."""
     assert actual is not None, f"{what}: got None"
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, (
-        f"{what}: expected shape {expected.shape}, got {actual.shape}"
-    )
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+    public_assert_array_close(actual, expected, rtol=rtol, atol=atol, what=what)
 
 
 def sum_to_shape(x, shape):
@@ -466,46 +462,6 @@ def probe_backend_used(name):
     }
     out = functions[name]()
     return {"calls": len(calls), "same backend": out.backend is backend}
-
-
-def probe_function(name, xs, extra, d):
-    """Apply the function `name` to leaf tensors holding `xs`; backpropagate `d`."""
-    import numpy as np
-    from minitorch import tensor_functions as tf
-    from minitorch.tensor import Tensor
-
-    def leaf(x):
-        x = np.asarray(x, dtype=np.float64)
-        return Tensor.make(x.flatten(), x.shape).requires_grad_(True)
-
-    functions = {
-        "neg": lambda a: -a,
-        "inv": lambda a: tf.Inv.apply(a),
-        "add": lambda a, b: a + b,
-        "sub": lambda a, b: a - b,
-        "mul": lambda a, b: a * b,
-        "div": lambda a, b: a / b,
-        "sigmoid": lambda a: a.sigmoid(),
-        "relu": lambda a: a.relu(),
-        "log": lambda a: a.log(),
-        "exp": lambda a: a.exp(),
-        "sum(dim)": lambda a: a.sum(extra[0]),
-        "mean(dim)": lambda a: a.mean(extra[0]),
-        "mean()": lambda a: a.mean(),
-        "lt": lambda a, b: a < b,
-        "eq": lambda a, b: a == b,
-        "permute": lambda a: a.permute(*extra),
-        "matmul": lambda a, b: a @ b,
-    }
-    inputs = [leaf(x) for x in xs]
-    out = functions[name](*inputs)
-    d = np.asarray(d, dtype=np.float64)
-    value = out.to_numpy()
-    out.backward(Tensor.make(d.flatten(), d.shape))
-    return {
-        "value": value,
-        "grads": [None if x.grad is None else x.grad.to_numpy() for x in inputs],
-    }
 
 
 def probe_program(leaves, ops, d):

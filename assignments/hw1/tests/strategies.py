@@ -65,6 +65,9 @@ small_nonzero_floats = st.one_of(small_positive_floats, small_positive_floats.ma
 #: Integers in [-100, 100]. Sums and products of a few of them are exact in floating point.
 small_ints = st.integers(min_value=-100, max_value=100)
 
+#: Seeds of NumPy random generators (`np.random.default_rng(seed)`): any 32-bit unsigned integer.
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+
 
 # ---------------------------------------------------------------------------
 # Lists

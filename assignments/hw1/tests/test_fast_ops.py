@@ -39,9 +39,9 @@ Run them with `pytest tests/test_fast_ops.py` (add `-k matmul` for one topic).
 
 import numpy as np
 import pytest
-import strategies  # noqa: F401  (loads the Hypothesis settings profiles: no deadline)
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import seeds  # importing strategies also loads its settings profiles
 
 pytestmark = [pytest.mark.task("hw1.5"), pytest.mark.time_limit(60)]
 
@@ -49,8 +49,6 @@ pytestmark = [pytest.mark.task("hw1.5"), pytest.mark.time_limit(60)]
 #: sums, products and matrix products may add in another order than NumPy.
 MAP_TOL = {"rtol": 1e-12, "atol": 1e-12}
 SUM_TOL = {"rtol": 1e-9, "atol": 1e-9}
-
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 #: The settings profile of `strategies`, with fewer examples: each example runs
 #: compiled code (starting its threads), and a few dozen layouts cover the cases.
@@ -108,11 +106,12 @@ def random_array(seed, shape, low=-3.0, high=3.0):
 
 
 @st.composite
-def layouts(draw, max_dims=4, max_size=5):
-    """(shape, order, gap): a shape of 1..max_dims dimensions and a random layout."""
+def layouts(draw, max_dims=4, max_size=5, gaps=(1, 2)):
+    """(shape, order, gap): a shape of 1..max_dims dimensions of sizes 1..max_size, a
+    random dimension order and a gap drawn from `gaps` (as for `spec`)."""
     shape = draw(st.lists(st.integers(1, max_size), min_size=1, max_size=max_dims))
     order = draw(st.permutations(range(len(shape))))
-    gap = draw(st.sampled_from([1, 2]))
+    gap = draw(st.sampled_from(gaps))
     return shape, order, gap
 
 

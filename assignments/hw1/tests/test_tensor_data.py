@@ -338,15 +338,21 @@ SHAPE_BROADCAST_EXAMPLES = [
 def test_shape_broadcast_examples(student, shape1, shape2, expected):
     """The docstring's examples: (2, 3) and (3,) give (2, 3), ..., (2, 3) and (2,) raise."""
     got = student.run(probe_shape_broadcast, list(shape1), list(shape2))
+    check_shape_broadcast(got, f"shape_broadcast{shape1, shape2}", expected)
+
+
+def check_shape_broadcast(got, call, expected):
+    """The result `got` of `probe_shape_broadcast` for `call` (the call, as text): the
+    shape `expected`, or IndexingError where `expected` is None."""
     if expected is None:
         assert got["indexing_error"], (
-            f"shape_broadcast{shape1, shape2} must raise IndexingError, "
+            f"{call} must raise IndexingError, "
             f"got {got['raised'] or 'no exception'} (result {got['shape']})"
         )
     else:
-        assert got["raised"] is None, f"shape_broadcast{shape1, shape2} raised {got['raised']}"
+        assert got["raised"] is None, f"{call} raised {got['raised']}"
         assert got["shape"] == list(expected), (
-            f"shape_broadcast{shape1, shape2}: expected {expected}, got {tuple(got['shape'])}"
+            f"{call}: expected {tuple(expected)}, got {tuple(got['shape'])}"
         )
 
 
