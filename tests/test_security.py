@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from grader import examples, sandbox
-from grader.backends.local import FIRST_UID, UID_RANGE, LocalBackend
+from grader.backends.local import LocalBackend
 from grader.batch import BatchResult, discover, grade_batch
 from grader.context import Context, render_context
 from grader.manifest import Course, tomllib
 from grader.results import SubmissionResult
+from grader.uids import FIRST_UID, UID_RANGE
 from tests.conftest import REPO, hidden_snippets, student_visible_text, tree_digest
 
 SUITE = REPO / "tests" / "security" / "hostile.toml"

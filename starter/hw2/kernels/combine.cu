@@ -174,5 +174,22 @@ __global__ void MatrixMultiplyKernel(float* out, const int* out_shape, const int
                                      const float* a_storage, const int* a_shape,
                                      const int* a_strides, const float* b_storage,
                                      const int* b_shape, const int* b_strides) {
+  // a's part is stored transposed (k first) so the inner loop reads rows of both;
+  // the +1 spreads a column's numbers over the shared-memory banks.
+  __shared__ float a_part[MM_DEPTH][MM_TILE + 1];
+  __shared__ float b_part[MM_DEPTH][MM_TILE];
+
+  // This block's matrices (a batch of 1 broadcasts: its batch stride is 0) and
+  // their strides, the tile's first row and column, this thread's place in it.
+  const int batch = blockIdx.z;
+  const int rows = out_shape[1], cols = out_shape[2], inner = a_shape[2];
+  const float* a = a_storage + (a_shape[0] > 1 ? batch * a_strides[0] : 0);
+  const float* b = b_storage + (b_shape[0] > 1 ? batch * b_strides[0] : 0);
+  float* o = out + batch * out_strides[0];
+  const int a_row = a_strides[1], a_col = a_strides[2];
+  const int b_row = b_strides[1], b_col = b_strides[2];
+  const int row0 = blockIdx.y * MM_TILE, col0 = blockIdx.x * MM_TILE;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+
   // TODO hw2.4: Matrix multiply: not implemented yet (outputs are left untouched).
 }
