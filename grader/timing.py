@@ -20,6 +20,8 @@ Rules, and what each defends against:
 - student and reference samples alternate (A B A B), so drifts of the machine hit
   both; the ratio is median(student) / median(reference), per size, and sizes
   combine by geometric mean;
+- a check that loses credit is measured again (`MAX_ROUNDS`) and its best round
+  counts, so a neighbour's burst of work cannot cost points by itself;
 - while the reference runs, every process of the student's code is stopped
   (`pause`, the student worker's `paused`): helpers that student code leaves
   spinning to slow the reference's samples down get no CPU then.
@@ -45,6 +47,11 @@ from grader.manifest import TimingCheck
 from grader.scoring import timing_credit
 
 MAX_REPS = 4096
+#: A check that loses credit is measured again, up to this many rounds in all, and
+#: its best round counts: a busy host only ever makes one side look slower, so a
+#: false penalty needs every round to be unlucky, while a slow kernel is slow in
+#: each (a ratio of twice the zero-credit ratio or more is not measured again).
+MAX_ROUNDS = 3
 
 
 class ProbeRunner(Protocol):
@@ -59,8 +66,9 @@ class TimingMismatch(AssertionError):
 class TimingResult:
     ratio: float
     credit: float
-    per_size: dict[int, float]  #: size -> median ratio
+    per_size: dict[int, float]  #: size -> median ratio (of the round kept)
     reps: dict[int, int]
+    rounds: int = 1  #: rounds of samples taken (see MAX_ROUNDS)
 
 
 def compare(
@@ -79,43 +87,62 @@ def compare(
     `pause()`: a context in which nothing of the student's code runs, entered
     around every call to the reference."""
     rng = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**31))
-    per_size: dict[int, float] = {}
+
+    def sample(
+        runner: ProbeRunner, base: int, size: int, reps: int, keep: int
+    ) -> tuple[float, Any]:
+        with pause() if runner is reference else nullcontext():
+            start = clock()
+            value = runner.run(probe, base, size, reps, keep)
+            return clock() - start, value
+
     reps_used: dict[int, int] = {}
     for size in check.sizes:
-
-        def sample(
-            runner: ProbeRunner, base: int, reps: int, keep: int, size: int = size
-        ) -> tuple[float, Any]:
-            with pause() if runner is reference else nullcontext():
-                start = clock()
-                value = runner.run(probe, base, size, reps, keep)
-                return clock() - start, value
-
         base = rng.randrange(2**30)
-        _, ref_value = sample(reference, base, 1, 0)
-        _, stu_value = sample(student, base, 1, 0)
+        _, ref_value = sample(reference, base, size, 1, 0)
+        _, stu_value = sample(student, base, size, 1, 0)
         _check(stu_value, ref_value, 1, rtol, atol)
         reps = 1
         while True:
-            elapsed, _ = sample(reference, rng.randrange(2**30), reps, 0)
+            elapsed, _ = sample(reference, rng.randrange(2**30), size, reps, 0)
             if elapsed >= check.min_sample_s or reps >= MAX_REPS:
                 break
             reps = min(reps * max(2, math.ceil(check.min_sample_s / max(elapsed, 1e-6))), MAX_REPS)
-        student_times, reference_times = [], []
-        for _ in range(check.samples):
-            base, keep = rng.randrange(2**30), rng.randrange(reps)
-            s_time, s_value = sample(student, base, reps, keep)
-            r_time, r_value = sample(reference, base, reps, keep)
-            _check(s_value, r_value, reps, rtol, atol)
-            student_times.append(s_time)
-            reference_times.append(r_time)
-            if s_time > r_time * check.zero_credit_ratio * 4:
-                break  # far beyond zero credit: more samples cannot change the outcome
-        per_size[size] = statistics.median(student_times) / statistics.median(reference_times)
         reps_used[size] = reps
-    ratio = math.exp(statistics.fmean(math.log(r) for r in per_size.values()))
-    credit = timing_credit(ratio, check.full_credit_ratio, check.zero_credit_ratio)
-    return TimingResult(ratio, credit, per_size, reps_used)
+
+    def measure() -> dict[int, float]:
+        per_size: dict[int, float] = {}
+        for size, reps in reps_used.items():
+            student_times, reference_times = [], []
+            for _ in range(check.samples):
+                base, keep = rng.randrange(2**30), rng.randrange(reps)
+                s_time, s_value = sample(student, base, size, reps, keep)
+                r_time, r_value = sample(reference, base, size, reps, keep)
+                _check(s_value, r_value, reps, rtol, atol)
+                student_times.append(s_time)
+                reference_times.append(r_time)
+                if s_time > r_time * check.zero_credit_ratio * 4:
+                    break  # far beyond zero credit: more samples cannot change the outcome
+            per_size[size] = statistics.median(student_times) / statistics.median(reference_times)
+        return per_size
+
+    best: dict[int, float] = {}
+    rounds = 0
+    while rounds < MAX_ROUNDS:
+        rounds += 1
+        per_size = measure()
+        if not best or _combined(per_size) < _combined(best):
+            best = per_size
+        ratio = _combined(best)
+        credit = timing_credit(ratio, check.full_credit_ratio, check.zero_credit_ratio)
+        if credit >= 1.0 or ratio >= 2 * check.zero_credit_ratio:
+            break  # full credit, or far too slow for noise to matter
+    return TimingResult(ratio, credit, best, reps_used, rounds)
+
+
+def _combined(per_size: dict[int, float]) -> float:
+    """The sizes' ratios combined: their geometric mean."""
+    return math.exp(statistics.fmean(math.log(r) for r in per_size.values()))
 
 
 def _check(student: Any, reference: Any, reps: int, rtol: float, atol: float) -> None:
@@ -168,4 +195,5 @@ class TimingFixture:
         )
         self.item.user_properties.append(("timing_ratio", round(result.ratio, 4)))
         self.item.user_properties.append(("timing_credit", round(result.credit, 4)))
+        self.item.user_properties.append(("timing_rounds", result.rounds))
         return result

@@ -156,3 +156,34 @@ def test_every_reference_call_and_no_student_call_runs_paused():
     timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock, pause=pause)
     assert {side for side, _ in seen} == {"S", "R"}
     assert all(paused == (side == "R") for side, paused in seen), seen
+
+
+def test_a_burst_of_load_in_one_round_costs_nothing():
+    """The student's first round is slowed (a neighbour's burst of work): the check is
+    measured again and the clean round counts."""
+    clock = Clock()
+    student, reference = Runner(clock, 0.001), Runner(clock, 0.001)
+    student.side, reference.side = "S", "R"
+    timed = []
+    run = student.run
+
+    def bursty(probe, seed, size, reps, keep):
+        if reps > 1:
+            timed.append(reps)
+        # The first round's samples (2 sizes x 5 samples) cost 5 times as much.
+        student.cost = 0.005 if 0 < len(timed) <= 2 * CHECK.samples else 0.001
+        return run(probe, seed, size, reps, keep)
+
+    student.run = bursty
+    result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
+    assert result.rounds == 2 and result.credit == 1.0
+    assert result.ratio == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("cost", "rounds"), [(0.003, timing.MAX_ROUNDS), (0.1, 1)])
+def test_a_slow_student_stays_slow_in_every_round(cost, rounds):
+    """Measured again, a slow implementation keeps its ratio; one far beyond zero
+    credit (twice its ratio or more) is not measured again."""
+    result, _, _ = compare(cost)
+    assert result.rounds == rounds
+    assert result.ratio == pytest.approx(cost / 0.001)
