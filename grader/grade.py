@@ -40,6 +40,7 @@ def grade_submission(
     threads: int | None = None,
     gpus: tuple[str, ...] = (),
     markers: str = "",
+    repeat: int = 1,
 ) -> SubmissionResult:
     """Grade one submission (a folder or zip, or one already taken in) in the (empty
     or absent) folder `work`. Never raises.
@@ -48,7 +49,9 @@ def grade_submission(
 
     `markers`: a pytest marker expression that selects the tests to run (e.g.
     "timing" for the timing checks alone, as `benchmarks/timing_stability.py`
-    runs them); by default every test runs.
+    runs them); by default every test runs. `repeat`: run the selected tests this
+    many times in the one session (each run is in the journal, `records.read_runs`;
+    the result scores the last), as the timing benchmark does.
 
     `threads`: the thread pools of the student's and the reference's code
     (numba, OpenMP); by default `limits.cpus`. A batch grading several
@@ -66,7 +69,9 @@ def grade_submission(
     taken = submission
     key = result_key(ctx, taken)
     try:
-        return _grade(ctx, taken, key, work, backend, slot, base, clock, threads, gpus, markers)
+        return _grade(
+            ctx, taken, key, work, backend, slot, base, clock, threads, gpus, markers, repeat
+        )
     except Exception as exc:
         # Status "error": a rerun of the batch grades the submission again.
         failed_backend = isinstance(exc, BackendFailure)
@@ -123,13 +128,15 @@ def _grade(
     threads: int | None,
     gpus: tuple[str, ...],
     markers: str,
+    repeat: int = 1,
 ) -> SubmissionResult:
     a = ctx.assignment
     own_tree = workspace.lay_out(ctx, taken, work)
     placement = backend.prepare(ctx, work, slot, gpus)
     config = workspace.write_config(placement, threads or max(1, int(a.limits.cpus)))
     env = workspace.harness_env(placement)
-    targets = [PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])
+    targets = ([PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])) * max(1, repeat)
+    targets += ["--keep-duplicates"] if repeat > 1 else []
     targets += ["-m", markers] if markers else []
     command = pytest_command(backend.python, config.parent / FIRST_JOURNAL, targets, config)
     # One wall-clock bound for the whole submission, reruns included: the first run

@@ -8,7 +8,9 @@ each time it finishes (task, outcome, the exception that failed it), one per
 collection error, and a last line `{"finished": true}`. `grader.records.read_results`
 turns the journal into the tests' latest records. Appending a line per test keeps
 the cost linear in the number of tests, and a session killed half-way leaves
-every finished test's verdict (a torn last line is ignored). Nothing here
+every finished test's verdict (a torn last line is ignored). A test collected
+several times (`--keep-duplicates`) is recorded afresh for each run, one line
+each (`grader.records.read_runs`). Nothing here
 runs student code; it only observes pytest.
 """
 
@@ -73,18 +75,17 @@ class ResultsRecorder:
         self.path = path
         self.records: dict[str, dict[str, Any]] = {}
         self.items: dict[str, pytest.Item] = {}
+        #: The test running now (a test collected twice, `--keep-duplicates`, has two
+        #: items of one node id, each run recorded on its own).
+        self.current: pytest.Item | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self.journal = open(path, "w", encoding="utf-8")
         self._append({"format": RESULTS_FORMAT})
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
-            task, points = task_of(item)
             self.items[item.nodeid] = item
-            self.records[item.nodeid] = new_record(item.nodeid, task, points)
-            timing = item.get_closest_marker("timing")
-            if timing is not None and timing.args:
-                self.records[item.nodeid]["timing"] = str(timing.args[0])
+            self.records[item.nodeid] = _first_record(item)
         for record in self.records.values():
             self._append(record)
 
@@ -93,8 +94,10 @@ class ResultsRecorder:
         report = yield
         task, points = task_of(item)
         record = self.records.setdefault(item.nodeid, new_record(item.nodeid, task, points))
-        if call.when == "setup":
-            record["outcome"] = "passed"
+        if call.when == "setup":  # a run starts from a clean record
+            self.current = item
+            record.clear()
+            record.update(_first_record(item), outcome="passed")
         record["duration"] += report.duration
         if report.failed and record["outcome"] not in ("failed", "error"):
             record["outcome"] = "failed" if call.when == "call" else "error"
@@ -115,7 +118,10 @@ class ResultsRecorder:
         return report
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        item = self.items.get(nodeid)
+        current = self.current
+        item = (
+            current if current is not None and current.nodeid == nodeid else self.items.get(nodeid)
+        )
         record = self.records.get(nodeid)
         if item is not None and record is not None:
             record["properties"] = {
@@ -174,6 +180,16 @@ def format_failure(exc: BaseException, root: Path | None = None) -> str:
 
 
 _GRADER_DIR = str(Path(__file__).resolve().parent) + os.sep
+
+
+def _first_record(item: pytest.Item) -> dict[str, Any]:
+    """A test's record before it runs: task, points, timing check; did not run."""
+    task, points = task_of(item)
+    record = new_record(item.nodeid, task, points)
+    timing = item.get_closest_marker("timing")
+    if timing is not None and timing.args:
+        record["timing"] = str(timing.args[0])
+    return record
 
 
 def _safe_str(value: object) -> str:

@@ -133,3 +133,19 @@ def read_results(path: Path) -> Journal:
     if fmt != RESULTS_FORMAT:
         raise ValueError(f"{path} is not a results journal of format {RESULTS_FORMAT}")
     return Journal(finished, (*errors, *tests.values()))
+
+
+def read_runs(path: Path) -> list[TestRecord]:
+    """Every finished run of every test in the journal at `path`, in the order they
+    finished (a test collected several times, `--keep-duplicates`, has several)."""
+    runs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "nodeid" in entry:
+            record = load(TestRecord, entry, f"line {n + 1}")
+            if record.outcome != "did_not_run" and not record.collection_error:
+                runs.append(record)
+    return runs

@@ -134,3 +134,34 @@ def test_a_record_that_does_not_fit_its_schema_is_refused(tmp_path: Path):
         journal.write_text("\n".join([*lines, bad]) + "\n", encoding="utf-8")
         with pytest.raises(ValueError, match=error):
             read_results(journal)
+
+
+def test_a_test_collected_twice_has_two_runs_each_recorded_on_its_own(tmp_path: Path):
+    """`--keep-duplicates` (the timing benchmark's one session): each run of a test is
+    a record of its own, from a clean start, with its own properties."""
+    from grader.records import read_runs
+
+    (tmp_path / "test_twice.py").write_text(
+        "import pytest\n"
+        "RUNS = []\n\n"
+        "@pytest.mark.task('hw1.1')\n"
+        "def test_counts(record_property):\n"
+        "    RUNS.append(1)\n"
+        "    record_property('run', len(RUNS))\n"
+        "    assert len(RUNS) != 1, 'the first run fails'\n"
+    )
+    journal = tmp_path / "results.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--keep-duplicates",
+         "--llmsys-results", str(journal), "test_twice.py", "test_twice.py", "test_twice.py"],
+        cwd=tmp_path, capture_output=True, check=False,
+    )  # fmt: skip
+    runs = read_runs(journal)
+    assert [(r.outcome, r.properties["run"]) for r in runs] == [
+        ("failed", 1),
+        ("passed", 2),
+        ("passed", 3),
+    ]
+    assert runs[1].message == "" and runs[1].error_type is None  # a clean start
+    (latest,) = read_results(journal).tests
+    assert latest.outcome == "passed" and latest.properties["run"] == 3
