@@ -99,6 +99,11 @@ def join(paths: tuple[str, ...] | list[str], pid: int | None = None) -> None:
         Path(path, "cgroup.procs").write_text(str(os.getpid() if pid is None else pid))
 
 
+def has_cpu_group(paths: tuple[str, ...] | list[str]) -> bool:
+    """Whether `paths` (as `create` made them) hold a CPU group."""
+    return any("/cpu" in str(path) for path in paths)
+
+
 def memory_limit_mb(paths: tuple[str, ...] | list[str]) -> int | None:
     """The memory limit of the memory group among `paths`, in MiB, or None."""
     for path in paths:

@@ -61,12 +61,9 @@ def grade_submission(
     """
     clock = time.monotonic()
     base = _base(ctx)
-    if not isinstance(submission, intake.Intake):
-        taken_or_result = take_in(ctx, submission)
-        if isinstance(taken_or_result, SubmissionResult):
-            return taken_or_result
-        submission = taken_or_result
-    taken = submission
+    taken = submission if isinstance(submission, intake.Intake) else take_in(ctx, submission)
+    if isinstance(taken, SubmissionResult):
+        return taken  # rejected
     key = result_key(ctx, taken)
     try:
         return _grade(

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class StudentImportGuard(importlib.abc.MetaPathFinder):
     """Refuses imports of the student's packages in the harness process."""
 
-    def __init__(self, packages: list[str]) -> None:
+    def __init__(self, packages: Iterable[str]) -> None:
         self.packages = set(packages)
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:

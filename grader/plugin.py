@@ -92,12 +92,11 @@ class ResultsRecorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
-        task, points = task_of(item)
-        record = self.records.setdefault(item.nodeid, new_record(item.nodeid, task, points))
         if call.when == "setup":  # a run starts from a clean record
             self.current = item
-            record.clear()
-            record.update(_first_record(item), outcome="passed")
+            record = self.records[item.nodeid] = {**_first_record(item), "outcome": "passed"}
+        else:
+            record = self.records.setdefault(item.nodeid, _first_record(item))
         record["duration"] += report.duration
         if report.failed and record["outcome"] not in ("failed", "error"):
             record["outcome"] = "failed" if call.when == "call" else "error"

@@ -109,8 +109,23 @@ def read_results(path: Path) -> Journal:
     """The journal at `path`: the latest record of each test, collection errors first,
     then the tests in collection order. OSError if it cannot be read; ValueError
     (SchemaError) if it is not a journal of this format or a record does not fit."""
-    tests: dict[str, TestRecord] = {}
-    errors: list[TestRecord] = []
+    finished, records = _read(path)
+    tests = {r.nodeid: r for r in records if not r.collection_error}
+    errors = [r for r in records if r.collection_error]
+    return Journal(finished, (*errors, *tests.values()))
+
+
+def read_runs(path: Path) -> list[TestRecord]:
+    """Every finished run of every test in the journal at `path`, in the order they
+    finished (a test collected several times, `--keep-duplicates`, has several)."""
+    _, records = _read(path)
+    return [r for r in records if r.outcome != "did_not_run" and not r.collection_error]
+
+
+def _read(path: Path) -> tuple[bool, list[TestRecord]]:
+    """Whether the journal at `path` says its session finished, and all its records
+    in the order written (a torn last line, of a killed session, is skipped)."""
+    records: list[TestRecord] = []
     finished = False
     fmt = None
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
@@ -125,27 +140,7 @@ def read_results(path: Path) -> Journal:
         elif entry.get("finished"):
             finished = True
         else:
-            record = load(TestRecord, entry, f"line {n + 1}")
-            if record.collection_error:
-                errors.append(record)
-            else:
-                tests[record.nodeid] = record
+            records.append(load(TestRecord, entry, f"line {n + 1}"))
     if fmt != RESULTS_FORMAT:
         raise ValueError(f"{path} is not a results journal of format {RESULTS_FORMAT}")
-    return Journal(finished, (*errors, *tests.values()))
-
-
-def read_runs(path: Path) -> list[TestRecord]:
-    """Every finished run of every test in the journal at `path`, in the order they
-    finished (a test collected several times, `--keep-duplicates`, has several)."""
-    runs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and "nodeid" in entry:
-            record = load(TestRecord, entry, f"line {n + 1}")
-            if record.outcome != "did_not_run" and not record.collection_error:
-                runs.append(record)
-    return runs
+    return finished, records

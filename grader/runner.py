@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class Runner:
         self.in_call = False
         self.interrupted = False
 
-    def check_import(self, packages: list[str]) -> None:
+    def check_import(self, packages: Iterable[str]) -> None:
         """Import the student's packages once; if that fails, every later call fails
         at once with the reason (an import that hangs would otherwise cost every test
         its whole time limit). Later calls do nothing: the outcome is the session's."""

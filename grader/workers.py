@@ -88,6 +88,7 @@ class Worker:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
+        threads = self.env.get("OMP_NUM_THREADS", "1")
         request_r, request_w = os.pipe()
         response_r, response_w = os.pipe()
         env = {
@@ -100,8 +101,8 @@ class Worker:
             # NumPy's BLAS starts a thread (and reserves its buffers) per core unless
             # told otherwise: on a many-core host that alone fills a worker's
             # address-space limit. It gets the worker's thread count (default 1).
-            "OPENBLAS_NUM_THREADS": self.env.get("OMP_NUM_THREADS", "1"),
-            "MKL_NUM_THREADS": self.env.get("OMP_NUM_THREADS", "1"),
+            "OPENBLAS_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
             **self.env,
         }
         with open(self.output, "ab") as output:

@@ -49,7 +49,7 @@ class LocalBackend:
     def prepare(self, ctx: Context, work: Path, slot: int, gpus: tuple[str, ...] = ()) -> Placement:
         sandbox = self._sandbox(ctx, work, slot)
         reference: tuple[str, ...] = ()
-        if sandbox is not None and any("/cpu" in g for g in sandbox.cgroups):
+        if sandbox is not None and cgroups.has_cpu_group(sandbox.cgroups):
             # The reference's worker gets a CPU group as the student's: on a busy host
             # a group is one scheduling entity, and a reference outside one would get
             # a share per thread (a false timing penalty for the student).
@@ -151,7 +151,7 @@ def _describe(sandbox: SandboxConfig | None) -> str:
         f"{memory}, {sandbox.processes} processes"
         + (
             ", CPU as one group (the reference's likewise)"
-            if any("/cpu" in g for g in sandbox.cgroups)
+            if cgroups.has_cpu_group(sandbox.cgroups)
             else ""
         )
     )
