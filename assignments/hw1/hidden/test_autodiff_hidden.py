@@ -26,6 +26,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import assert_close, seeds
 from test_autodiff import check_order as public_check_order
+from test_autodiff import graphs as public_graphs
 
 pytestmark = pytest.mark.task("hw1.2")
 
@@ -603,19 +604,9 @@ GRAPH_OPS = {
 }
 
 
-@st.composite
-def graphs(draw):
+def graphs():
     """(n_leaves, [[op, i, j, c], ...]) with up to 5 leaves and 40 operations."""
-    n_leaves = draw(st.integers(min_value=1, max_value=5))
-    n_ops = draw(st.integers(min_value=1, max_value=40))
-    ops = []
-    for k in range(n_ops):
-        n = n_leaves + k
-        op = draw(st.sampled_from(sorted(GRAPH_OPS)))
-        i = draw(st.integers(min_value=max(0, n - 3), max_value=n - 1) | st.integers(0, n - 1))
-        j = draw(st.integers(min_value=0, max_value=n - 1))
-        ops.append([op, i, j, draw(st.sampled_from([0.5, -1.0, 0.125]))])
-    return n_leaves, ops
+    return public_graphs(5, 40, GRAPH_OPS, (0.5, -1.0, 0.125), recent=3)
 
 
 def check_order(order, parents, constants, output):

@@ -34,7 +34,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import seeds
-from test_fast_ops import MAP_TOL, SUM_TOL, ZIPS, check, layouts, random_array, spec
+from test_fast_ops import (
+    MAP_TOL,
+    SUM_TOL,
+    ZIPS,
+    check,
+    layouts,
+    probe_parallel_report,
+    random_array,
+    spec,
+)
 
 pytestmark = [pytest.mark.task("hw1.5"), pytest.mark.time_limit(60)]
 
@@ -186,67 +195,6 @@ def probe_low_level(kind, cases):
             kernel(*out, *arrays(case[1]), *arrays(case[2]))
         results.append(out[0])
     return results
-
-
-def probe_parallel_report(kind):
-    """Runs the loop of `kind` (map, zip, reduce or matmul) once on small tensors, and
-    reports how numba compiled it: a dispatcher (`compiled`), with `parallel=True`
-    (`parallel`), and how many of the parallel loops that numba made (its parfor
-    diagnostics) came from a `prange` (`prange_loops`).
-
-    The loops of map, zip and reduce are those that `FastTensorBackend.neg_map`,
-    `add_zip` and `add_reduce` hold (compiled once, by earlier tests); where none is
-    found there, a new one from `fast_ops.tensor_map(njit(neg))` etc.
-    """
-    import numpy as np
-    from minitorch import FastTensorBackend as F
-    from minitorch import Tensor, fast_ops, operators
-    from numba import njit
-
-    x = Tensor.make(np.arange(6.0), (2, 3), (1, 2), backend=F)  # stored column by column
-    y = Tensor.make(np.arange(6.0), (2, 3), backend=F)
-    if kind == "matmul":
-        F.matrix_multiply(x, Tensor.make(np.arange(6.0), (3, 2), backend=F))
-        kernel = fast_ops.tensor_matrix_multiply
-    else:
-        op, make = {
-            "map": (F.neg_map, lambda: fast_ops.tensor_map(njit(operators.neg))),
-            "zip": (F.add_zip, lambda: fast_ops.tensor_zip(njit(operators.add))),
-            "reduce": (
-                F.add_reduce,
-                lambda: fast_ops.tensor_reduce(njit(operators.add)),
-            ),
-        }[kind]
-        args = {"map": (x,), "zip": (x, y), "reduce": (x, 1)}[kind]
-        op(*args)
-        cells = [cell.cell_contents for cell in getattr(op, "__closure__", None) or ()]
-        found = [c for c in cells if hasattr(c, "get_metadata") and hasattr(c, "signatures")]
-        if found:
-            kernel = found[0]
-        else:  # not held by the backend's operation: a new one
-            kernel = make()
-            out = Tensor.make(np.zeros(6), (2, 3), backend=F)
-            if kind == "map":
-                kernel(*out.tuple(), *x.tuple())
-            elif kind == "zip":
-                kernel(*out.tuple(), *x.tuple(), *y.tuple())
-            else:
-                kernel(*Tensor.make(np.zeros(2), (2, 1), backend=F).tuple(), *x.tuple(), 1)
-    report = {"compiled": False, "parallel": False, "prange_loops": 0, "patterns": []}
-    if not (hasattr(kernel, "signatures") and hasattr(kernel, "get_metadata")):
-        return report
-    report["compiled"] = len(kernel.signatures) > 0
-    report["parallel"] = bool(kernel.targetoptions.get("parallel"))
-    for signature in kernel.signatures:
-        diagnostics = kernel.get_metadata(signature).get("parfor_diagnostics")
-        if diagnostics is None:
-            continue
-        for parfor in diagnostics.get_parfors():
-            for pattern in parfor.patterns:
-                report["patterns"].append(str(pattern))
-                if isinstance(pattern, tuple) and pattern and pattern[0] == "prange":
-                    report["prange_loops"] += 1
-    return report
 
 
 def probe_chain(seed):

@@ -484,19 +484,24 @@ GRAPH_OPS = {"add": 2, "mul": 2, "lt": 2, "neg": 1, "sigmoid": 1, "add_const": 1
 
 
 @st.composite
-def graphs(draw, max_leaves=3, max_ops=8):
-    """(number of leaves, [[op, i, j], ...]): node n_leaves + k is op k applied to nodes i, j."""
+def graphs(draw, max_leaves=3, max_ops=8, ops=None, constants=None, recent=4):
+    """(number of leaves, [[op, i, j], ...]): node n_leaves + k is op k applied to nodes i, j.
+
+    `ops`: the operations' names (GRAPH_OPS by default); with `constants`, each
+    operation also gets one of them: [op, i, j, c]. Operands are drawn among the
+    `recent` latest nodes or any node."""
     n_leaves = draw(st.integers(min_value=1, max_value=max_leaves))
     n_ops = draw(st.integers(min_value=1, max_value=max_ops))
-    ops = []
+    names = sorted(GRAPH_OPS if ops is None else ops)
+    drawn = []
     for k in range(n_ops):
         n = n_leaves + k
-        op = draw(st.sampled_from(sorted(GRAPH_OPS)))
+        op = draw(st.sampled_from(names))
         # Prefer recent nodes, so that graphs are deep as well as wide.
-        i = draw(st.integers(min_value=max(0, n - 4), max_value=n - 1) | st.integers(0, n - 1))
+        i = draw(st.integers(min_value=max(0, n - recent), max_value=n - 1) | st.integers(0, n - 1))
         j = draw(st.integers(min_value=0, max_value=n - 1))
-        ops.append([op, i, j])
-    return n_leaves, ops
+        drawn.append([op, i, j] + ([draw(st.sampled_from(constants))] if constants else []))
+    return n_leaves, drawn
 
 
 def graph_parents(n_leaves, ops):

@@ -464,7 +464,8 @@ def probe_function(name, xs, extra, d):
     """Apply the function `name` to leaf tensors holding `xs`; backpropagate `d` if given.
 
     `extra` is the dimension of sum / mean / all, the order of permute or the
-    shape of view. Returns the value and the gradient of every input.
+    shape of view. Returns the value and the gradient of every input, and whether
+    forward and backward left the inputs' values (and backward `d`'s) unchanged.
     """
     import numpy as np
     from minitorch import tensor_functions as tf
@@ -500,12 +501,23 @@ def probe_function(name, xs, extra, d):
         "layer": lambda x, w, b: (x @ w + b).relu().sum(1),
     }
     inputs = [leaf(x) for x in xs]
+    before = [t._tensor._storage.copy() for t in inputs]
+
+    def unchanged():
+        return [
+            bool(np.array_equal(t._tensor._storage, v)) for t, v in zip(inputs, before, strict=True)
+        ]
+
     out = functions[name](*inputs)
     result = {"shape": list(out.shape), "value": out.to_numpy()}
+    result["inputs unchanged by forward"] = unchanged()
     if d is not None:
         d = np.asarray(d, dtype=np.float64)
-        out.backward(Tensor.make(d.flatten(), d.shape))
+        grad = Tensor.make(d.flatten(), d.shape)
+        out.backward(grad)
         result["grads"] = [None if x.grad is None else x.grad.to_numpy() for x in inputs]
+        result["inputs unchanged by backward"] = unchanged()
+        result["d unchanged by backward"] = bool(np.array_equal(grad._tensor._storage, d.flatten()))
     return result
 
 

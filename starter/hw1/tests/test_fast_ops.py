@@ -175,21 +175,50 @@ def probe_matmul(a, b):
     return [result._tensor.storage, list(result.shape), list(result._tensor.strides)]
 
 
-def probe_matmul_compiled():
-    """How numba compiled `minitorch.fast_ops.tensor_matrix_multiply`, after one call.
+def probe_parallel_report(kind):
+    """Runs the loop of `kind` (map, zip, reduce or matmul) once on small tensors, and
+    reports how numba compiled it: a dispatcher (`compiled`), with `parallel=True`
+    (`parallel`), and how many of the parallel loops that numba made (its parfor
+    diagnostics) came from a `prange` (`prange_loops`).
 
-    `compiled`: it is a numba dispatcher; `parallel`: compiled with parallel=True;
-    `prange_loops`: the loops that numba turned into parallel loops from a `prange`
-    (its parallel diagnostics list them with the pattern `prange`); `patterns`: the
-    patterns of all the parallel loops it made.
+    The loops of map, zip and reduce are those that `FastTensorBackend.neg_map`,
+    `add_zip` and `add_reduce` hold (compiled once, by earlier tests); where none is
+    found there, a new one from `fast_ops.tensor_map(njit(neg))` etc.
     """
     import numpy as np
-    from minitorch import FastTensorBackend, Tensor, fast_ops
+    from minitorch import FastTensorBackend as F
+    from minitorch import Tensor, fast_ops, operators
+    from numba import njit
 
-    a = Tensor.make(np.arange(6.0), (2, 3), backend=FastTensorBackend)
-    b = Tensor.make(np.arange(12.0), (3, 4), backend=FastTensorBackend)
-    FastTensorBackend.matrix_multiply(a, b)
-    kernel = fast_ops.tensor_matrix_multiply
+    x = Tensor.make(np.arange(6.0), (2, 3), (1, 2), backend=F)  # stored column by column
+    y = Tensor.make(np.arange(6.0), (2, 3), backend=F)
+    if kind == "matmul":
+        F.matrix_multiply(x, Tensor.make(np.arange(6.0), (3, 2), backend=F))
+        kernel = fast_ops.tensor_matrix_multiply
+    else:
+        op, make = {
+            "map": (F.neg_map, lambda: fast_ops.tensor_map(njit(operators.neg))),
+            "zip": (F.add_zip, lambda: fast_ops.tensor_zip(njit(operators.add))),
+            "reduce": (
+                F.add_reduce,
+                lambda: fast_ops.tensor_reduce(njit(operators.add)),
+            ),
+        }[kind]
+        args = {"map": (x,), "zip": (x, y), "reduce": (x, 1)}[kind]
+        op(*args)
+        cells = [cell.cell_contents for cell in getattr(op, "__closure__", None) or ()]
+        found = [c for c in cells if hasattr(c, "get_metadata") and hasattr(c, "signatures")]
+        if found:
+            kernel = found[0]
+        else:  # not held by the backend's operation: a new one
+            kernel = make()
+            out = Tensor.make(np.zeros(6), (2, 3), backend=F)
+            if kind == "map":
+                kernel(*out.tuple(), *x.tuple())
+            elif kind == "zip":
+                kernel(*out.tuple(), *x.tuple(), *y.tuple())
+            else:
+                kernel(*Tensor.make(np.zeros(2), (2, 1), backend=F).tuple(), *x.tuple(), 1)
     report = {"compiled": False, "parallel": False, "prange_loops": 0, "patterns": []}
     if not (hasattr(kernel, "signatures") and hasattr(kernel, "get_metadata")):
         return report
@@ -475,7 +504,7 @@ def test_large_reduce_and_zip(student):
 def test_matmul_is_compiled_in_parallel(student):
     """tensor_matrix_multiply is `njit(parallel=True)` and numba made a parallel loop of
     its `prange` (with `range`, numba runs every loop on one core and reports none)."""
-    report = student.run(probe_matmul_compiled)
+    report = student.run(probe_parallel_report, "matmul")
     assert report["compiled"], (
         "minitorch.fast_ops.tensor_matrix_multiply is not a numba-compiled function "
         "(it should be _njit(parallel=True)(_tensor_matrix_multiply))"
