@@ -11,9 +11,10 @@ instead lose its timing points every time (`--variant naive-matmul`).
 `--one-session` runs the checks `--runs` times in one grading session (one harness,
 one build of each side's code, workers kept warm) instead of grading afresh each
 run; the runs share their workers, so it measures the checks' own noise, not the
-start-up's. It prints nothing until the session ends: size `--runs` for the time at
-hand (hw1 on 2 CPU cores: 7.7 s a run; hw2 on an H200: more than 18 s a run, as
-25 runs did not end within 470 s).
+start-up's. Each check prints its line, with the tally so far, as the session's
+journal records it, so a session cut short still leaves its figures (hw1 on 2 CPU
+cores: 7.7 s a run; hw2 on an H200: about 20-25 s a run alone, 45 s with a second
+session on the host's other GPU).
 
 `--busy cpu` keeps every core busy with spinning processes while it grades (a
 loaded grading host); `--busy gpu` keeps another GPU of the host busy with
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,26 +131,53 @@ def main(argv: list[str] | None = None) -> int:
               f"{','.join(devices) or 'none'}; neighbours: {what}")  # fmt: skip
         began = time.monotonic()
         if args.one_session:
-            work = Path(tmp) / "work"
-            result = grade.grade_submission(
-                ctx, submission, work, backend, gpus=devices, markers="timing", repeat=args.runs
-            )
+            journal = Path(tmp) / "work" / "harness" / grade.FIRST_JOURNAL
+            seen: list[int] = [0, 0]  # records tallied, of which measured again
+            done = threading.Event()
+
+            def tally() -> None:
+                """Print and count the journal's records not yet seen."""
+                try:
+                    runs = records.read_runs(journal)
+                except (OSError, ValueError):
+                    return  # not written yet
+                for record in runs[seen[0] :]:
+                    seen[0] += 1
+                    check = record.nodeid.rsplit("::", 1)[-1]
+                    ratio = record.properties.get("timing_ratio")
+                    credit = float(record.properties.get("timing_credit") or 0.0)
+                    if record.outcome != "passed" or not isinstance(ratio, (int, float)):
+                        failed[check] = failed.get(check, 0) + 1
+                        line = f"{check} {record.outcome}"
+                    else:
+                        ratios.setdefault(check, []).append(float(ratio))
+                        credits.setdefault(check, []).append(credit)
+                        line = f"{check} {ratio:.3f} ({credit:.2f})"
+                    seen[1] += int(record.properties.get("timing_rounds", 1)) > 1
+                    lost = sum(c < 1.0 for g in credits.values() for c in g) + sum(failed.values())
+                    print(f"  {time.monotonic() - began:6.0f} s: {line}; so far {lost} of "
+                          f"{seen[0]} timed checks lost credit", flush=True)  # fmt: skip
+
+            def follow() -> None:
+                while not done.wait(2.0):
+                    tally()
+
+            follower = threading.Thread(target=follow, daemon=True)
+            follower.start()
+            try:
+                result = grade.grade_submission(
+                    ctx, submission, journal.parent.parent, backend, gpus=devices,
+                    markers="timing", repeat=args.runs,
+                )  # fmt: skip
+            finally:
+                done.set()
+                follower.join()
             if result.status != "graded":
                 print(f"  {result.status}: {result.reason}")
                 return 1
-            remeasured = 0
-            for record in records.read_runs(work / "harness" / grade.FIRST_JOURNAL):
-                check = record.nodeid.rsplit("::", 1)[-1]
-                ratio = record.properties.get("timing_ratio")
-                credit = record.properties.get("timing_credit")
-                if record.outcome != "passed" or not isinstance(ratio, (int, float)):
-                    failed[check] = failed.get(check, 0) + 1
-                    continue
-                ratios.setdefault(check, []).append(float(ratio))
-                credits.setdefault(check, []).append(float(credit or 0.0))
-                remeasured += int(record.properties.get("timing_rounds", 1)) > 1
+            tally()
             seconds.append((time.monotonic() - began) / args.runs)
-            print(f"  {args.runs} runs in one session; {remeasured} check(s) measured again")
+            print(f"  {args.runs} runs in one session; {seen[1]} check(s) measured again")
         for run in range(0 if args.one_session else args.runs):
             if args.seconds is not None and time.monotonic() - began > args.seconds:
                 print(f"  stopped after {run} run(s): --seconds {args.seconds:g} reached")
