@@ -15,7 +15,7 @@ if [[ ! -x .venv/bin/python || "$(cat .venv/.llmsys-stamp 2>/dev/null)" != "$wan
     echo "setting up .venv (Python packages from ci/constraints.txt) ..."
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-        -c ci/constraints.txt -e '.[dev,torch]'
+        -c ci/constraints.txt -e '.[dev,torch,assignments]'
     echo "$wanted" > .venv/.llmsys-stamp
 fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -24,6 +24,7 @@ that names the example, so an example never goes stale silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,16 @@ def example_files(ctx: Context, name: str, spec: dict[str, Any]) -> dict[str, by
     return {rel: text.encode() for rel, text in files.items()}
 
 
-def materialize(ctx: Context, root: Path, dest: Path) -> list[Path]:
-    """Write every example of `ctx`'s assignment whole under `dest`; their folders."""
+def materialize(
+    ctx: Context, root: Path, dest: Path, only: Iterable[str] | None = None
+) -> list[Path]:
+    """Write every example of `ctx`'s assignment (or those named in `only`) whole
+    under `dest`; their folders."""
     folders = []
+    wanted = None if only is None else set(only)
     for name, spec in specs(root, ctx.assignment.id).items():
+        if wanted is not None and name not in wanted:
+            continue
         folder = dest / name
         write_tree(example_files(ctx, name, spec), folder)
         folders.append(folder)

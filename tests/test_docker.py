@@ -244,6 +244,16 @@ def test_the_image_installs_every_manifests_pinned_dependencies(course: Path):
     assert image.student_dependencies(course) == ["numpy>=2", "pytest>=8"]
     assert image.digest(course) != before  # a new dependency builds a new image
     assert "numpy>=2" in image.requirements(course, [])
-    manifest.write_text(manifest.read_text().replace('"numpy>=2"', '"sacrebleu>=2"'))
+    # PyTorch, which an assignment's public tests need, comes from a base image that
+    # has it: asking for it again would replace the base's CUDA build.
+    (course / "ci/constraints.txt").write_text("pytest==9.2.0\nnumpy==2.4.6\ntorch==2.13.0\n")
+    manifest.write_text(manifest.read_text().replace('"numpy>=2"', '"numpy>=2", "torch>=2.4"'))
+    (course / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["rich"]\n'
+        '[project.optional-dependencies]\ntorch = ["torch==2.13.0"]\n'
+    )
+    assert "torch>=2.4" in image.requirements(course, ["torch"])
+    assert not any(r.startswith("torch") for r in image.requirements(course, []))
+    manifest.write_text(manifest.read_text().replace('"numpy>=2", "torch>=2.4"', '"sacrebleu>=2"'))
     with pytest.raises(image.ImageError, match=r"sacrebleu>=2.*ci/constraints\.txt"):
         image.student_dependencies(course)

@@ -48,7 +48,9 @@ SAMPLE = {
         "slow",
         "missing-file",
         "buggy-relu-clipped",
-    )
+    ),
+    # A bug of one task (hw3.3) whose other tasks' tests pass on the composed rerun.
+    "hw3": ("reference", "starter", "attention-no-causal-mask"),
 }
 SAMPLED = {name: EXPECTED["hw1"][name] for name in SAMPLE["hw1"]}
 #: Files a student sees: their feedback and their Gradescope results.
@@ -246,3 +248,29 @@ def test_rerun_reuses_every_result(hw1_batch, hw1_context: Context, hw1_sample: 
     assert again.graded == 0 and again.reused == len(batch.results)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")} == stamps
     assert [r.score for r in again.results] == [r.score for r in batch.results]
+
+
+@pytest.fixture(scope="module")
+def hw3_batch(tmp_path_factory: pytest.TempPathFactory, backend: Backend):
+    """hw3's sampled examples, graded as one batch (no CPU hog: hw1's batch has one)."""
+    course = Course.load(REPO)
+    context = render_context(course, course.get("hw3"))
+    folder = tmp_path_factory.mktemp("hw3-examples")
+    examples.materialize(context, REPO, folder, only=SAMPLE["hw3"])
+    out = tmp_path_factory.mktemp("hw3-out")
+    return grade_batch(context, discover(folder), out, backend, jobs=2), out / "hw3", context
+
+
+def test_hw3_examples_get_their_expected_scores(hw3_batch):
+    batch, out, context = hw3_batch
+    got = {r.submission: r for r in batch.results}
+    assert set(got) == set(SAMPLE["hw3"])
+    for name in SAMPLE["hw3"]:
+        want, result = EXPECTED["hw3"][name], got[name]
+        failing = [t.id for t in result.tests if t.status != "passed"]
+        assert result.status == "graded", (name, result.reason)
+        assert result.score == pytest.approx(want["score"], abs=1e-3), (name, failing)
+        assert len(failing) == want["failing"], (name, failing)
+    snippets = hidden_snippets(context, EXAMPLES.read_text())
+    for path, text in student_visible_text(out).items():
+        assert not [s for s in snippets if s in text], f"{path} shows hidden test code"

@@ -82,15 +82,18 @@ def student_dependencies(root: Path) -> list[str]:
         for line in (root / "ci" / "constraints.txt").read_text(encoding="utf-8").splitlines()
         if "==" in line and not line.lstrip().startswith("#")
     }
-    loose = [
-        d for d in wanted if _canonical(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]) not in pinned
-    ]
+    loose = [d for d in wanted if _name(d) not in pinned]
     if loose:
         raise ImageError(
             f"student dependencies without a pinned version: {', '.join(loose)}; "
             "tip: add NAME==VERSION to ci/constraints.txt"
         )
     return wanted
+
+
+def _name(requirement: str) -> str:
+    """The canonical project name of a requirement string ("torch>=2.4" -> "torch")."""
+    return _canonical(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0])
 
 
 def _canonical(name: str) -> str:
@@ -107,7 +110,13 @@ def requirements(root: Path, extras: list[str]) -> list[str]:
     wanted = list(project["dependencies"])
     for extra in extras:
         wanted += project["optional-dependencies"][extra]
-    wanted += [d for d in student_dependencies(root) if d not in wanted]
+    # PyTorch comes from the base image when it has one (extras then lack "torch"):
+    # asking pip for it again would replace the base's CUDA build.
+    wanted += [
+        d
+        for d in student_dependencies(root)
+        if d not in wanted and (_name(d) != "torch" or "torch" in extras)
+    ]
     # The image's build of the project itself needs setuptools (pyproject's backend).
     return [*wanted, "setuptools>=61"]
 
