@@ -33,7 +33,7 @@ import pytest
 from grader.hypothesis_inputs import same_inputs_on_every_grader
 from grader.records import HarnessConfig
 from grader.runner import LOAD_ALLOWANCE, HarnessTimeLimit, Runner, test_budget
-from grader.sandbox import die_with_parent
+from grader.sandbox import PARENT_ENV, die_with_parent
 from grader.timing import TimingFixture
 from grader.workers import Worker, WorkerError
 
@@ -283,8 +283,11 @@ class Harness:
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("llmsys_harness")
     if path:
-        # A grader killed outright (SIGKILL) must not leave its harness grading on.
-        die_with_parent()
+        # A grader killed outright (SIGKILL) must not leave its harness grading on:
+        # not even one killed while this process was starting (the local backend
+        # names itself as the parent; in a container the harness is alone).
+        parent = os.environ.get(PARENT_ENV)
+        die_with_parent(int(parent) if parent else None)
         same_inputs_on_every_grader()
         harness = Harness(HarnessConfig.read(Path(path)))
         # pytest_configure is historic: the harness's own one runs on registration.

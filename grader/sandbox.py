@@ -50,6 +50,8 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
+#: The environment variable by which the process starting a harness gives its pid.
+PARENT_ENV = "LLMSYS_HARNESS_PARENT"
 PR_SET_NO_NEW_PRIVS = 38
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -134,13 +136,18 @@ def _private_mounts(config: SandboxConfig) -> None:
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
 
 
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent (the harness) dies.
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies.
 
-    Changing uid clears this setting, so the worker calls it after `confine`.
+    The request counts from now: a parent that died before it (while this process
+    was starting) would go unnoticed, so with `parent` (the pid the parent gave),
+    a process whose parent is no longer that one exits at once. Changing uid clears
+    the setting, so the worker calls this after `confine`.
     """
     if os.name == "posix" and hasattr(_libc, "prctl"):
         _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # 9 = SIGKILL
+    if parent is not None and os.getppid() != parent:
+        os._exit(70)
 
 
 def _limits(config: SandboxConfig) -> None:

@@ -36,7 +36,7 @@ def main(request_fd: int, response_fd: int) -> None:
         confine(
             SandboxConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sandbox.items()})
         )
-    die_with_parent()
+    die_with_parent(config.get("parent"))
     global _TREE
     _TREE = config["tree"]
     # The tools' own warnings (numba's about parallel loops it could not make, for

@@ -125,7 +125,11 @@ class Worker:
             except OSError:
                 pass  # the group is gone: the batch is ending
         self.starts += 1
-        config = {"tree": str(self.tree), "sandbox": asdict(self.sandbox) if self.sandbox else None}
+        config = {
+            "tree": str(self.tree),
+            "sandbox": asdict(self.sandbox) if self.sandbox else None,
+            "parent": os.getpid(),
+        }
         try:
             wire.write_frame(self._requests, config)
             self._receive(time.monotonic() + START_TIMEOUT_S)

@@ -209,7 +209,10 @@ def test_sigkill_halfway_then_rerun_loses_nothing(graded_course: Path, tmp_path:
     assert f"{len(names) - len(done_before)} graded, {len(done_before)} reused" in rerun.stdout
     for name in names:
         data = (out / "hw1" / name / "result.json").read_bytes()
-        assert results.from_dict(json.loads(data)).score == 10.0
+        result = results.from_dict(json.loads(data))
+        assert result.score == 10.0, [
+            (t.id, t.status, t.output, t.staff_output) for t in result.tests if t.status != "passed"
+        ]
         if name in done_before:
             assert data == done_before[name]  # not graded twice
 
@@ -474,3 +477,21 @@ def test_a_call_cut_short_kills_its_worker():
     with pytest.raises(ValueError):
         runner.call("mini.add", 1, 2)
     assert worker.kills == 1 and not runner.interrupted
+
+
+def test_a_harness_whose_grader_died_while_it_started_stops_at_once(tmp_path: Path):
+    """The kernel's parent-death signal counts only from when it is asked for: a grader
+    killed while its harness was still starting would leave that harness grading on
+    (and writing into a folder a rerun is using). The harness is told its parent's pid
+    and, finding another parent, exits before running a test."""
+    from grader.sandbox import PARENT_ENV
+
+    write(tmp_path / "test_x.py", "def test_x():\n    open('ran', 'w').close()\n")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "grader.harness"]
+    command += ["--llmsys-harness", str(tmp_path / "absent.json"), "test_x.py"]
+    env = {**os.environ, PARENT_ENV: "1"}  # not this process's parent
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, check=False)
+    assert done.returncode == 70 and not (tmp_path / "ran").exists(), done.stdout
+    env[PARENT_ENV] = str(os.getpid())  # the real parent: it goes on (and fails on the config)
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, check=False)
+    assert done.returncode not in (0, 70) and b"absent.json" in done.stdout + done.stderr

@@ -82,6 +82,7 @@ class LocalBackend:
         sandbox = placement.sandbox
         if placement.gpus:
             env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(placement.gpus)}
+        env = {**env, sandboxing.PARENT_ENV: str(os.getpid())}
         log = cwd / "logs" / "harness.log"
         with open(log, "wb") as output, self._lock:
             if self._stopped:
