@@ -109,6 +109,12 @@ class Harness:
             ),
             budget,
         )
+        if config.sandbox is not None and not config.sandbox.namespaces:
+            # In a container the student's processes share the network (its loopback)
+            # with the reference's worker: one left running could talk to the
+            # reference's ranks in a distributed test. They are held stopped while
+            # the reference runs (the local sandbox gives them a network of their own).
+            self.reference_runner.hold = self.student_runner.worker.paused
         self.guard = StudentImportGuard(config.student_packages)
         # The harness's own clock of the current test (see `_on_alarm`).
         self._limit_s = 0.0

@@ -13,6 +13,7 @@ import inspect
 import textwrap
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ class Runner:
         self._output_mark = 0
         self._fatal: WorkerError | None = None
         self._import_checked = False
+        #: Held around each of this runner's calls, when set (see `Harness`).
+        self.hold: Callable[[], AbstractContextManager[None]] | None = None
         #: A worker call is in progress; the call was interrupted (see `_worker_call`).
         self.in_call = False
         self.interrupted = False
@@ -124,7 +127,8 @@ class Runner:
         next call must not read the rest of an old frame as its answer."""
         self.in_call = True
         try:
-            return self.worker.call(probe, args, timeout=timeout, left=left)
+            with self.hold() if self.hold is not None else nullcontext():
+                return self.worker.call(probe, args, timeout=timeout, left=left)
         except BaseException as exc:
             # A student's exception came in a whole frame; the worker's own errors
             # (time limit, crash, bad data) have killed it already.

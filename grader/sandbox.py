@@ -3,9 +3,12 @@
 `confine(config)` is called by the worker at start-up, before any student code
 is imported. In order, it:
 
-1. moves into new network, mount and IPC namespaces: no network at all (not even
-   a working loopback), mounts that only this process sees, and System V / POSIX
-   IPC objects that no other submission sees and that end with the worker;
+1. moves into new network, mount and IPC namespaces: a network of its own whose
+   only interface is a loopback (the submission's processes may talk to each other,
+   as distributed training does, but reach nothing else: not the host, not another
+   submission, whose loopback is another one), mounts that only this process sees,
+   and System V / POSIX IPC objects that no other submission sees and that end
+   with the worker;
 2. hides folders behind empty read-only tmpfs mounts (the course repo with its
    hidden tests and reference, other submissions, results, home folders) and
    binds back, read-only, just what the worker needs (the Python installation,
@@ -31,8 +34,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import resource
+import socket
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,9 +56,12 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
 #: The environment variable by which the process starting a harness gives its pid.
 PARENT_ENV = "LLMSYS_HARNESS_PARENT"
-PR_SET_NO_NEW_PRIVS = 38
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -107,6 +116,7 @@ def _private_mounts(config: SandboxConfig) -> None:
     """New network, mount and IPC namespaces; hidden folders; a private /tmp and
     /dev/shm; a /proc that shows only the worker's own uid."""
     _call(_libc.unshare, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC, what="unshare")
+    _loopback_up()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep_fds = {
         path: os.open(path, os.O_PATH | os.O_DIRECTORY)
@@ -134,6 +144,16 @@ def _private_mounts(config: SandboxConfig) -> None:
         os.chmod(path, 0o1777)
     # A procfs of its own: the same processes, but other users' are invisible.
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+
+
+def _loopback_up() -> None:
+    """Bring up `lo` of the new network namespace (it starts down): 127.0.0.1 then
+    reaches this namespace's own listeners, and there is no other interface."""
+    ifreq = "16sh22x"  # struct ifreq: the name, then the flags of its union
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack(ifreq, b"lo", 0)
+        flags = struct.unpack(ifreq, fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack(ifreq, b"lo", flags | IFF_UP))
 
 
 def die_with_parent(parent: int | None = None) -> None:

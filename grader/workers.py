@@ -85,6 +85,7 @@ class Worker:
         self._responses = -1
         self._next_id = 0
         self.starts = 0
+        self._pause_depth = 0
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -163,19 +164,26 @@ class Worker:
         helpers to slow the reference's timed runs down (spinning on the cores while
         its own code is not being timed) has nothing running then. With a sandbox,
         that is every process of its uid; without one, the worker's process group.
+        Blocks nest: only the outermost one stops and continues.
         """
-        if self.process is None or not self.alive:
-            yield
+        if self._pause_depth or self.process is None or not self.alive:
+            self._pause_depth += 1
+            try:
+                yield
+            finally:
+                self._pause_depth -= 1
             return
-        if self.sandbox is not None:
-            if not stop_uid(self.sandbox.uid):
-                # It forks faster than it can be stopped: it does not get to run on.
-                self.kill()
-        else:
-            _signal_group(self.process.pid, signal.SIGSTOP)
+        self._pause_depth += 1
         try:
+            if self.sandbox is not None:
+                if not stop_uid(self.sandbox.uid):
+                    # It forks faster than it can be stopped: it does not get to run on.
+                    self.kill()
+            else:
+                _signal_group(self.process.pid, signal.SIGSTOP)
             yield
         finally:
+            self._pause_depth -= 1
             if self.sandbox is not None:
                 continue_uid(self.sandbox.uid)
             elif self.process is not None:

@@ -101,6 +101,28 @@ def test_cannot_reach_a_listener_on_the_hosts_loopback(confined):
         assert run(worker, source, port) != "connected"
 
 
+def test_its_own_processes_talk_over_its_own_loopback(confined):
+    """Distributed training needs the loopback: a listener the worker opens on
+    127.0.0.1 accepts its own connections (and the host's listener stays out of
+    reach, above); the only interface is `lo`."""
+    worker, _ = confined
+    source = (
+        "def probe():\n"
+        "    import socket\n"
+        "    with socket.socket() as listener:\n"
+        "        listener.bind(('127.0.0.1', 0))\n"
+        "        listener.listen(1)\n"
+        "        port = listener.getsockname()[1]\n"
+        "        with socket.create_connection(('127.0.0.1', port), timeout=2) as c:\n"
+        "            peer, _ = listener.accept()\n"
+        "            c.sendall(b'ping')\n"
+        "            got = peer.recv(4)\n"
+        "            peer.close()\n"
+        "    return [got.decode(), sorted(name for _, name in socket.if_nameindex())]\n"
+    )
+    assert run(worker, source) == ["ping", ["lo"]]
+
+
 def test_hidden_folders_are_empty_and_harness_files_unreadable(confined):
     worker, tmp_path = confined
     secret = str(tmp_path / "harness" / "hidden_test.py")
@@ -331,6 +353,12 @@ def test_paused_stops_every_process_of_the_student_and_resumes_them(confined):
     assert b"R" in states()
     with worker.paused():
         assert states() <= {b"T", b"t"}
+        time.sleep(0.2)
+        assert states() <= {b"T", b"t"}
+        # A reference call inside a timed block pauses again: leaving the inner
+        # block must not let the student run during the rest of the outer one.
+        with worker.paused():
+            assert states() <= {b"T", b"t"}
         time.sleep(0.2)
         assert states() <= {b"T", b"t"}
     time.sleep(0.2)
