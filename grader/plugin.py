@@ -34,6 +34,8 @@ MARKERS = (
     "timing(check_id): a timing check of the manifest, comparing speed with the reference",
     "time_limit(seconds): this test's wall-clock limit when graded, instead of the "
     "manifest's limits.test_timeout_s (for tests that compile code first)",
+    "rule: checks a rule of its task (e.g. that a library's finished implementation is "
+    "not used); unless it passes, every test of the task earns 0 (give it points=0)",
 )
 
 
@@ -124,8 +126,11 @@ class ResultsRecorder:
         record = self.records.get(nodeid)
         if item is not None and record is not None:
             record["properties"] = {
-                str(k): v if isinstance(v, (str, int, float)) else str(v)
-                for k, v in item.user_properties
+                **record.get("properties", {}),
+                **{
+                    str(k): v if isinstance(v, (str, int, float)) else str(v)
+                    for k, v in item.user_properties
+                },
             }
             self._append(record)
 
@@ -188,6 +193,8 @@ def _first_record(item: pytest.Item) -> dict[str, Any]:
     timing = item.get_closest_marker("timing")
     if timing is not None and timing.args:
         record["timing"] = str(timing.args[0])
+    if item.get_closest_marker("rule") is not None:
+        record["properties"] = {"rule": True}
     return record
 
 

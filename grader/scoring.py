@@ -7,6 +7,8 @@ Pure functions over typed records: no files, no processes. Rules:
   from the curve over the student/reference time ratio);
 - skipped, failed, errored and never-run tests earn nothing, each with its reason;
 - a task whose submitted file is missing fails all its tests with that reason;
+- a task whose `rule` test (e.g. "no finished library implementation") did not
+  pass earns nothing: each of its tests says which rule;
 - a test that failed only through the student's files of other tasks (it passes
   when those are replaced by working ones: `composed_pass`, see grader.rerun) passes,
   and its output says so.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from grader.manifest import Assignment
@@ -117,7 +120,26 @@ def score_tests(
                 timing_ratio=float(ratio) if isinstance(ratio, (int, float)) else None,
             )
         )
-    return tuple(results)
+    return _apply_rules(records, results)
+
+
+def _apply_rules(
+    records: Sequence[TestRecord], results: list[TestResult]
+) -> tuple[TestResult, ...]:
+    """Zero every test of a task one of whose `rule` tests did not pass."""
+    rules = {r.nodeid for r in records if r.properties.get("rule")}
+    broken: dict[str, str] = {}
+    for t in results:
+        if t.id in rules and t.status != "passed" and t.task not in broken:
+            broken[t.task] = t.name
+    out = []
+    for t in results:
+        rule = broken.get(t.task)
+        if rule is not None and t.id not in rules and t.points:
+            note = f"0 points: task {t.task} breaks the rule that {rule} checks"
+            t = replace(t, points=0.0, output=_clip(f"{note}\n{t.output}".rstrip()))
+        out.append(t)
+    return tuple(out)
 
 
 def score_tasks(a: Assignment, tests: Sequence[TestResult]) -> tuple[TaskScore, ...]:

@@ -34,7 +34,8 @@ def test_kills_the_session():
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-@pytest.mark.task("hw1.2")
+@pytest.mark.task("hw1.2", points=0)
+@pytest.mark.rule
 def test_after_the_kill():
     assert True
 """
@@ -85,6 +86,8 @@ def test_a_finished_session_lists_every_test_with_its_outcome(tmp_path: Path):
     assert 'test_some.py", line 14, in test_fails' in failed.longrepr
     assert "AssertionError: one is not two" in failed.longrepr
     assert "_pytest" not in failed.longrepr and "pluggy" not in failed.longrepr
+    assert by_name["test_after_the_kill"].properties == {"rule": True}
+    assert by_name["test_passes"].properties == {}
 
 
 def test_a_killed_session_keeps_finished_verdicts_and_lists_the_rest(tmp_path: Path):
@@ -97,6 +100,8 @@ def test_a_killed_session_keeps_finished_verdicts_and_lists_the_rest(tmp_path: P
         "test_kills_the_session": "did_not_run",
         "test_after_the_kill": "did_not_run",
     }
+    # A rule that never ran is still known as one (it zeroes its task).
+    assert [r.properties for r in data.tests][-1] == {"rule": True}
 
 
 def test_a_torn_last_line_is_ignored(tmp_path: Path):

@@ -69,6 +69,25 @@ def test_only_passed_tests_earn(hw1):
     ]
 
 
+@pytest.mark.parametrize("outcome", ["failed", "did_not_run"])
+def test_a_task_that_breaks_its_rule_earns_nothing(hw1, outcome):
+    """A `rule` test (e.g. no finished library wrapper) that does not pass zeroes its
+    task, whatever its other tests earned; the other task keeps its points."""
+    rule = {"properties": {"rule": True}}
+    records = [
+        record("tests/t.py::rule", "hw1.1", outcome, points=0, **rule),
+        record("tests/t.py::a", "hw1.1"),
+        record("tests/t.py::b", "hw1.1"),
+        record("tests/t.py::c", "hw1.2"),
+    ]
+    tests = {t.id: t for t in scoring.score_tests(hw1, records)}
+    assert [tests[k].points for k in sorted(tests)] == [0.0, 0.0, 6.0, 0.0]
+    assert "breaks the rule that t.py::rule checks" in tests["tests/t.py::a"].output
+    records[0] = record("tests/t.py::rule", "hw1.1", "passed", points=0, **rule)
+    tests = {t.id: t for t in scoring.score_tests(hw1, records)}
+    assert [tests[k].points for k in sorted(tests)] == [2.0, 2.0, 6.0, 0.0]
+
+
 def test_hidden_tests_show_no_details(hw1):
     records = [
         record(
