@@ -10,6 +10,7 @@ once, so Hypothesis does not shrink through a hundred time-outs.
 from __future__ import annotations
 
 import inspect
+import os
 import textwrap
 import time
 from collections.abc import Callable, Iterable
@@ -90,6 +91,18 @@ class Runner:
             source = textwrap.dedent(inspect.getsource(probe))
             self._sources[probe] = {"source": source, "name": probe.__name__}
         return self._call(self._sources[probe], args)
+
+    def source(self, path: str) -> str:
+        """The text of file `path` of the worker's tree, read here, in the harness: a
+        rule check (e.g. no finished library implementation) must not ask student
+        code about itself. A path out of the tree or through a link is refused."""
+        root = Path(self.worker.tree).resolve()
+        target = root / path
+        if target.resolve() != target or not target.is_relative_to(root):
+            raise ValueError(f"{path}: not a file of the submission's tree")
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+        with open(fd, encoding="utf-8", errors="replace") as handle:
+            return handle.read(4 * 1024 * 1024)
 
     def call(self, path: str, *args: Any) -> Any:
         """Call the function at dotted `path` (e.g. "minitorch.operators.mul")."""

@@ -495,3 +495,21 @@ def test_a_harness_whose_grader_died_while_it_started_stops_at_once(tmp_path: Pa
     env[PARENT_ENV] = str(os.getpid())  # the real parent: it goes on (and fails on the config)
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, check=False)
     assert done.returncode not in (0, 70) and b"absent.json" in done.stdout + done.stderr
+
+
+def test_a_rule_check_reads_the_submissions_files_in_the_harness(tmp_path: Path):
+    """`student.source(path)` reads in the harness, not through student code, and
+    only the submission's own files: no way out of its tree, no link."""
+    from grader.runner import Runner
+    from grader.workers import Worker
+
+    tree = tmp_path / "tree"
+    write(tree / "pkg/mod.py", "import torch\n")
+    (tmp_path / "secret.py").write_text("SECRET = 1\n")
+    (tree / "pkg/link.py").symlink_to(tmp_path / "secret.py")
+    runner = Runner(Worker(tree, tmp_path / "log", None, {}), 3.0)
+    assert runner.source("pkg/mod.py") == "import torch\n"
+    assert runner.worker.process is None  # no worker was started for it
+    for path in ("../secret.py", "pkg/link.py", str(tmp_path / "secret.py")):
+        with pytest.raises((ValueError, OSError)):
+            runner.source(path)
