@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,6 +103,10 @@ class InProcess:
     def call(self, path: str, *args: Any) -> Any:
         module, _, name = path.rpartition(".")
         return plain(getattr(importlib.import_module(module), name)(*args))
+
+    def source(self, path: str) -> str:
+        """The text of your file `path` (relative to the repository's root)."""
+        return (Path(__file__).resolve().parents[1] / path).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")

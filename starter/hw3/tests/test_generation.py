@@ -166,21 +166,11 @@ def probe_masked_loss(pair_numbers, changes):
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        import importlib.util
-        import sys
         from dataclasses import replace
-        from pathlib import Path
 
-        import minitorch
         from minitorch import mt_data
 
-        path = Path(minitorch.__file__).resolve().parent.parent / "project"
-        spec = importlib.util.spec_from_file_location(
-            "run_machine_translation", path / "run_machine_translation.py"
-        )
-        mt = importlib.util.module_from_spec(spec)
-        sys.modules["run_machine_translation"] = mt
-        spec.loader.exec_module(mt)
+        mt = mt_data.load_script()
 
         config = mt.Config(n_embd=16, n_head=2, n_layer=1, seed=5, backend="fast")
         model = mt.build_model(config)
@@ -217,21 +207,10 @@ def probe_train_steps(pair_numbers, steps, lr):
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        import importlib.util
-        import sys
-        from pathlib import Path
-
-        import minitorch
         from minitorch import mt_data
         from minitorch.adamw import AdamW
 
-        path = Path(minitorch.__file__).resolve().parent.parent / "project"
-        spec = importlib.util.spec_from_file_location(
-            "run_machine_translation", path / "run_machine_translation.py"
-        )
-        mt = importlib.util.module_from_spec(spec)
-        sys.modules["run_machine_translation"] = mt
-        spec.loader.exec_module(mt)
+        mt = mt_data.load_script()
 
         config = mt.Config(n_embd=16, n_head=2, n_layer=1, seed=6, backend="fast")
         model = mt.build_model(config)
@@ -259,21 +238,10 @@ def probe_translate(sentence_numbers, batch_sizes, max_new_tokens):
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        import importlib.util
-        import sys
-        from pathlib import Path
-
-        import minitorch
         from minitorch import mt_data
         from minitorch.generation import generate
 
-        path = Path(minitorch.__file__).resolve().parent.parent / "project"
-        spec = importlib.util.spec_from_file_location(
-            "run_machine_translation", path / "run_machine_translation.py"
-        )
-        mt = importlib.util.module_from_spec(spec)
-        sys.modules["run_machine_translation"] = mt
-        spec.loader.exec_module(mt)
+        mt = mt_data.load_script()
 
         config = mt.Config(n_embd=16, n_head=2, n_layer=1, seed=7, backend="fast")
         model = mt.build_model(config)
@@ -302,19 +270,9 @@ def probe_train_run(steps):
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        import importlib.util
-        import sys
-        from pathlib import Path
+        from minitorch import mt_data
 
-        import minitorch
-
-        path = Path(minitorch.__file__).resolve().parent.parent / "project"
-        spec = importlib.util.spec_from_file_location(
-            "run_machine_translation", path / "run_machine_translation.py"
-        )
-        mt = importlib.util.module_from_spec(spec)
-        sys.modules["run_machine_translation"] = mt
-        spec.loader.exec_module(mt)
+        mt = mt_data.load_script()
 
         config = mt.Config(
             n_embd=16,
