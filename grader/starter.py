@@ -175,6 +175,7 @@ def _pyproject(a: Assignment, tree: Tree) -> str:
         '    "gpu: needs a CUDA GPU; skipped with a reason where there is none",\n'
         '    "timing(check_id): compares the speed of your code with the reference",\n'
         '    "time_limit(seconds): the grader\'s time limit of this test",\n'
+        '    "rule: a rule of the task; unless it passes, the task scores 0",\n'
         "]\n\n"
         "# What you hand in (submit.py zips exactly these files).\n"
         "[tool.llmsys]\n"

@@ -174,8 +174,16 @@ def tally(
         for r in ref:
             if r.outcome != "passed":
                 problems.append(f"reference: {r.nodeid} {r.outcome}: {_last_line(r.message)}")
-        starter_records = stub.of_task(row.task_id)
-        row.starter_clean = sum(_clean_stub_failure(r, a.id) for r in starter_records)
+        # A rule test (e.g. no finished library implementation) passes on every tree:
+        # a stub breaks no rule. Every other test fails cleanly on the starter.
+        starter_records = [r for r in stub.of_task(row.task_id) if not _rule(r)]
+        rules = [r for r in stub.of_task(row.task_id) if _rule(r)]
+        for r in rules:
+            if r.outcome != "passed":
+                problems.append(f"starter: rule {r.nodeid} should pass, got {r.outcome}")
+        row.starter_clean = sum(_clean_stub_failure(r, a.id) for r in starter_records) + sum(
+            r.outcome == "passed" for r in rules
+        )
         for r in starter_records:
             if not _clean_stub_failure(r, a.id):
                 problems.append(
@@ -194,7 +202,7 @@ def tally(
         wrong = [
             r
             for r in only.records
-            if (r.task == row.task_id) != (r.outcome != "passed")
+            if (r.task == row.task_id and not _rule(r)) != (r.outcome != "passed")
             and not (r.task != row.task_id and composed_pass(r))
         ]
         outside = sorted(changed - files[row.task_id]) if files[row.task_id] else []
@@ -205,7 +213,7 @@ def tally(
             )
         row.isolated = bool(only.records) and not wrong and not outside
         for r in wrong:
-            expected = "fail" if r.task == row.task_id else "pass"
+            expected = "fail" if r.task == row.task_id and not _rule(r) else "pass"
             problems.append(
                 f"only {row.task_id} stubbed: {r.nodeid} should {expected}, got {r.outcome}"
             )
@@ -215,6 +223,11 @@ def tally(
             f"starter: collection error in {r.nodeid or 'tests'}: {_last_line(r.message)}"
         )
     return result
+
+
+def _rule(record: TestRecord) -> bool:
+    """A test of a task's rule (the `rule` marker), not of its implementation."""
+    return bool(record.properties.get("rule"))
 
 
 def _clean_stub_failure(r: TestRecord, assignment_id: str) -> bool:
