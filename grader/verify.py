@@ -176,8 +176,10 @@ def tally(
                 problems.append(f"reference: {r.nodeid} {r.outcome}: {_last_line(r.message)}")
         # A rule test (e.g. no finished library implementation) passes on every tree:
         # a stub breaks no rule. Every other test fails cleanly on the starter.
-        starter_records = [r for r in stub.of_task(row.task_id) if not _rule(r)]
-        rules = [r for r in stub.of_task(row.task_id) if _rule(r)]
+        starter_records: list[TestRecord] = []
+        rules: list[TestRecord] = []
+        for r in stub.of_task(row.task_id):
+            (rules if _rule(r) else starter_records).append(r)
         for r in rules:
             if r.outcome != "passed":
                 problems.append(f"starter: rule {r.nodeid} should pass, got {r.outcome}")

@@ -79,19 +79,10 @@ def probe_pipe_twice(spec, params, xs, cs, split_size, n_stages):
     """One `Pipe` over the model of `spec`, run forward and backward on xs[0]
     (loss sum(out * cs[0])) then on xs[1]: the accumulated parameter gradients."""
     import torch
+    from parallel.model import sequential_from_spec
     from pipeline.pipe import Pipe
 
-    layers = []
-    for k, (kind, *dims) in enumerate(spec):
-        if kind == "linear":
-            layer = torch.nn.Linear(*dims, dtype=torch.float64)
-            with torch.no_grad():
-                layer.weight.copy_(torch.as_tensor(params[str(k)]["weight"]))
-                layer.bias.copy_(torch.as_tensor(params[str(k)]["bias"]))
-        else:
-            layer = {"tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[kind]()
-        layers.append(layer)
-    model = torch.nn.Sequential(*layers)
+    model = sequential_from_spec(spec, params)
     pipe = Pipe(model, split_size=split_size, n_stages=n_stages)
     for x, c in zip(xs, cs, strict=True):
         (pipe(torch.as_tensor(x)) * torch.as_tensor(c)).sum().backward()
@@ -102,19 +93,11 @@ def probe_pipe_no_grad(spec, params, x, split_size, n_stages):
     """`Pipe` over the model of `spec` called under torch.no_grad(): the output,
     whether it requires grad, and whether it has a grad_fn."""
     import torch
+    from parallel.model import sequential_from_spec
     from pipeline.pipe import Pipe
 
-    layers = []
-    for k, (kind, *dims) in enumerate(spec):
-        if kind == "linear":
-            layer = torch.nn.Linear(*dims, dtype=torch.float64)
-            with torch.no_grad():
-                layer.weight.copy_(torch.as_tensor(params[str(k)]["weight"]))
-                layer.bias.copy_(torch.as_tensor(params[str(k)]["bias"]))
-        else:
-            layer = {"tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[kind]()
-        layers.append(layer)
-    pipe = Pipe(torch.nn.Sequential(*layers), split_size=split_size, n_stages=n_stages)
+    model = sequential_from_spec(spec, params)
+    pipe = Pipe(model, split_size=split_size, n_stages=n_stages)
     with torch.no_grad():
         out = pipe(torch.as_tensor(x))
     return {

@@ -73,19 +73,10 @@ def probe_pipe(spec, params, x, c, split_size, n_stages):
     `model.named_parameters()`), and whether `pipe.parameters()` are exactly
     the model's parameter objects."""
     import torch
+    from parallel.model import sequential_from_spec
     from pipeline.pipe import Pipe
 
-    layers = []
-    for k, (kind, *dims) in enumerate(spec):
-        if kind == "linear":
-            layer = torch.nn.Linear(*dims, dtype=torch.float64)
-            with torch.no_grad():
-                layer.weight.copy_(torch.as_tensor(params[str(k)]["weight"]))
-                layer.bias.copy_(torch.as_tensor(params[str(k)]["bias"]))
-        else:
-            layer = {"tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[kind]()
-        layers.append(layer)
-    model = torch.nn.Sequential(*layers)
+    model = sequential_from_spec(spec, params)
     pipe = Pipe(model, split_size=split_size, n_stages=n_stages)
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     out = pipe(xt)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["GPT", "GPTConfig", "make_tokens"]
+__all__ = ["GPT", "GPTConfig", "make_tokens", "sequential_from_spec"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,22 @@ def make_tokens(n: int, seq_len: int, vocab_size: int, seed: int) -> Tensor:
     ids = (start + stride * torch.arange(seq_len)) % vocab_size
     noise = torch.rand(n, seq_len, generator=g) < 0.1
     return torch.where(noise, torch.randint(0, vocab_size, (n, seq_len), generator=g), ids)
+
+
+def sequential_from_spec(spec: list, params: dict) -> nn.Sequential:
+    """A float64 `nn.Sequential` from plain data (how the pipeline's tests describe
+    a model): layer k of `spec` is `("linear", in_features, out_features)`,
+    `("tanh",)` or `("gelu",)`; a linear layer's values are
+    `params[str(k)]["weight"]` and `params[str(k)]["bias"]`."""
+    activations = {"tanh": nn.Tanh, "gelu": nn.GELU}
+    layers: list[nn.Module] = []
+    for k, (kind, *dims) in enumerate(spec):
+        if kind != "linear":
+            layers.append(activations[kind]())
+            continue
+        layer = nn.Linear(*dims, dtype=torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(params[str(k)]["weight"]))
+            layer.bias.copy_(torch.as_tensor(params[str(k)]["bias"]))
+        layers.append(layer)
+    return nn.Sequential(*layers)
