@@ -23,7 +23,7 @@ from grader.context import HIDDEN_TESTS, PUBLIC_TESTS, Context, result_key
 from grader.records import TestRecord, read_results
 from grader.rerun import composed_pass
 from grader.results import SubmissionResult
-from grader.testrun import pytest_command
+from grader.testrun import pytest_command, selection
 
 #: The first run's share of `limits.submission_timeout_s` when reruns may follow:
 #: the rest is kept for them, so a slow task cannot take its reruns' time too.
@@ -134,7 +134,7 @@ def _grade(
     env = workspace.harness_env(placement)
     targets = ([PUBLIC_TESTS] + ([HIDDEN_TESTS] if ctx.hidden_tests else [])) * max(1, repeat)
     targets += ["--keep-duplicates"] if repeat > 1 else []
-    targets += ["-m", markers] if markers else []
+    targets += ["-m", selection(markers, a.limits.gpus)] if markers or not a.limits.gpus else []
     command = pytest_command(backend.python, config.parent / FIRST_JOURNAL, targets, config)
     # One wall-clock bound for the whole submission, reruns included: the first run
     # gets its share, the composed reruns what is left of it.

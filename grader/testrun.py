@@ -10,6 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def selection(markers: str, gpus: int) -> str:
+    """The marker expression of the tests to grade (`markers`, e.g. "timing", narrows
+    it). An assignment graded without GPUs does not grade `gpu` tests: they are its
+    public self-checks for students who have a GPU (hw3's layers on hw2's CUDA
+    backend), never points that a CPU host withholds."""
+    if gpus:
+        return markers
+    return f"({markers}) and not gpu" if markers else "not gpu"
+
+
 def pytest_command(
     python: str, results: Path, targets: Sequence[str] = (), harness: Path | None = None
 ) -> list[str]:

@@ -10,7 +10,9 @@ has tests. The results feed the per-task table of `llmsys verify`.
 
 An assignment whose tests need a GPU (`limits.gpus`) is not run where there is
 none: its tests would all be skipped, which proves nothing. Its verification
-says so (`skipped`) instead of passing or failing.
+says so (`skipped`) instead of passing or failing. An assignment graded without
+GPUs leaves its `gpu` tests out, as grading does (they are self-checks for
+students who have one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from grader import gpus, starter
 from grader.manifest import Assignment, Course
 from grader.records import TestRecord, read_results
-from grader.testrun import pytest_command
+from grader.testrun import pytest_command, selection
 
 #: Wall-clock limit of one pytest run of an assignment's public tests.
 RUN_TIMEOUT_S = 900
@@ -70,7 +72,11 @@ class Verification:
 
 
 def run_tests(
-    tree: Path, label: str, timeout: float = RUN_TIMEOUT_S, threads: int | None = None
+    tree: Path,
+    label: str,
+    timeout: float = RUN_TIMEOUT_S,
+    threads: int | None = None,
+    markers: str = "",
 ) -> Run:
     """Run pytest over the public tests of a generated tree, in a subprocess.
 
@@ -85,7 +91,7 @@ def run_tests(
     if threads is not None:
         env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     env.pop("PYTHONPATH", None)
-    command = pytest_command(sys.executable, results)
+    command = pytest_command(sys.executable, results, ["-m", markers] if markers else [])
     try:
         done = subprocess.run(
             command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -124,7 +130,7 @@ def verify(course: Course, a: Assignment, jobs: int = 2) -> Verification:
 
         def build_and_run(label: str) -> Run:
             folder = starter.copy_tree(rendered[label], Path(tmp) / label.replace(" ", "-"))
-            return run_tests(folder, label, threads=threads)
+            return run_tests(folder, label, threads=threads, markers=selection("", a.limits.gpus))
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             runs = dict(zip(trees, pool.map(build_and_run, trees), strict=True))

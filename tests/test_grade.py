@@ -54,6 +54,20 @@ def test_correct_submission_scores_full(graded_course: Path, tmp_path: Path):
         assert "no network, private mounts" in result.sandbox
 
 
+def test_a_cpu_assignment_does_not_grade_its_gpu_self_checks(graded_course: Path, tmp_path: Path):
+    """hw3's public tests also run its layers on hw2's CUDA backend (marked gpu) for
+    students with a GPU; a CPU assignment's grading leaves them out, on any host."""
+    gpu_check = (
+        "import pytest\n\n\n@pytest.mark.task('hw1.1')\n@pytest.mark.gpu\n"
+        "def test_on_the_gpu(student):\n    assert False, 'graded'\n"
+    )
+    write(graded_course / "assignments/hw1/tests/test_on_gpu.py", gpu_check)
+    result = grade_one(graded_course, submission(tmp_path / "subs", "gus", GOOD_OPS), tmp_path)
+    assert result.status == "graded", result.reason
+    assert result.score == 10.0, [(t.id, t.status) for t in result.tests]
+    assert not [t.id for t in result.tests if "test_on_gpu" in t.id]
+
+
 def test_hidden_test_catches_what_public_tests_miss(graded_course: Path, tmp_path: Path):
     result = grade_one(graded_course, submission(tmp_path / "subs", "bo", BUGGY_MUL), tmp_path)
     assert scores(result) == {"hw1.1": 4.0, "hw1.2": 3.0}
