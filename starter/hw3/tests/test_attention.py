@@ -10,7 +10,8 @@ parameter of `sum(out * c)` (rtol 1e-8, atol 1e-10), for
   at the end) and without (padding at either end);
 - batch 1, sequence length 1, one head, heads of size 1, odd sizes
   (3 sequences of 7 tokens, 10 features in 5 heads), and a larger case
-  on `FastTensorBackend`;
+  on `FastTensorBackend` (and on hw2's `CudaKernelBackend` where there is a
+  CUDA GPU: float32, rtol 1e-4, atol 1e-5; skipped without one, never graded);
 - `attention_mask`: MASK_VALUE exactly where query i may not see key j, 0
   elsewhere, of the scores' shape; None when nothing is masked;
 - dropout: in evaluation mode a module with p_dropout = 0.5 gives PyTorch's
@@ -26,6 +27,8 @@ from torch_models import as_torch, assert_close, assert_grads_close, attention, 
 pytestmark = [pytest.mark.task("hw3.3"), pytest.mark.time_limit(60)]
 
 MODULE_TOL = {"rtol": 1e-8, "atol": 1e-10}
+#: hw2's CudaKernelBackend computes in float32.
+FLOAT32 = {"rtol": 1e-4, "atol": 1e-5}
 
 
 def probe_attention(config, x, pad, c, backend_name, seed, training):
@@ -35,7 +38,10 @@ def probe_attention(config, x, pad, c, backend_name, seed, training):
     from minitorch import FastTensorBackend, SimpleBackend, Tensor
     from minitorch.modules_attention import MultiHeadAttention
 
-    backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
+    if backend_name == "cuda":
+        from minitorch.cuda_kernel_ops import CudaKernelBackend as backend
+    else:
+        backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
     layer = MultiHeadAttention(**config, backend=backend, rng=seed)
     if not training:
         layer.eval()
@@ -79,10 +85,11 @@ def check_attention(
     params = torch_params(got["params"])
     xt = as_torch(x, requires_grad=True)
     out = attention(xt, params, "", n_head, causal, pad)
-    assert_close(got["out"], out, what=what, **MODULE_TOL)
+    tol = FLOAT32 if backend == "cuda" else MODULE_TOL
+    assert_close(got["out"], out, what=what, **tol)
     (out * as_torch(c)).sum().backward()
-    assert_close(got["grad_x"], xt.grad, what=f"{what}: gradient of x", **MODULE_TOL)
-    assert_grads_close(got["grads"], params, what=what, **MODULE_TOL)
+    assert_close(got["grad_x"], xt.grad, what=f"{what}: gradient of x", **tol)
+    assert_grads_close(got["grads"], params, what=what, **tol)
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -113,12 +120,15 @@ def test_attention_shapes(student, batch, seq_len, n_embd, n_head):
     check_attention(student, batch, seq_len, n_embd, n_head)
 
 
-def test_attention_on_the_fast_backend(student):
-    """fast: 4 sequences of 9 tokens, 16 features, 4 heads, causal with padding."""
+@pytest.mark.parametrize("backend", ["fast", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_attention_on_the_fast_backend(student, backend):
+    """fast: 4 sequences of 9 tokens, 16 features, 4 heads, causal with padding (and
+    the same on hw2's CUDA backend where there is a GPU: float32, rtol 1e-4, atol 1e-5;
+    never graded)."""
     pad = np.zeros((4, 9))
     pad[1, 6:] = 1.0
     pad[3, 8:] = 1.0
-    check_attention(student, 4, 9, 16, 4, causal=True, pad=pad, backend="fast")
+    check_attention(student, 4, 9, 16, 4, causal=True, pad=pad, backend=backend)
 
 
 def test_attention_mask_values(student):

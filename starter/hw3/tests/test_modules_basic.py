@@ -21,7 +21,9 @@ parameters:
   of x, weights and bias (rtol 1e-9, atol 1e-12); a constant row gives the
   bias (no division by zero).
 
-Most tests run on `SimpleBackend`; those named "fast" on `FastTensorBackend`.
+Most tests run on `SimpleBackend`; those named "fast" on `FastTensorBackend`,
+and again on hw2's `CudaKernelBackend` where there is a CUDA GPU (float32:
+rtol 1e-4, atol 1e-5; skipped without a GPU and never graded).
 """
 
 import numpy as np
@@ -33,6 +35,13 @@ from torch_models import as_torch, assert_close, torch_params
 pytestmark = [pytest.mark.task("hw3.2"), pytest.mark.time_limit(60)]
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
+#: hw2's CudaKernelBackend computes in float32.
+FLOAT32 = {"rtol": 1e-4, "atol": 1e-5}
+GPU = pytest.mark.gpu
+
+
+def tolerance(backend):
+    return FLOAT32 if backend == "cuda" else TIGHT
 
 
 # ---------------------------------------------------------------------------
@@ -48,7 +57,10 @@ def probe_layer(kind, args, params, x, c, backend_name, seed):
     from minitorch import FastTensorBackend, SimpleBackend, Tensor
     from minitorch import modules_basic as mb
 
-    backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
+    if backend_name == "cuda":
+        from minitorch.cuda_kernel_ops import CudaKernelBackend as backend
+    else:
+        backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
     if kind == "LayerNorm1d":
         layer = mb.LayerNorm1d(*args, backend=backend)
     else:
@@ -106,15 +118,15 @@ def run_layer(student, kind, args, params, x, backend="simple", seed=0):
     return got, c
 
 
-def check_grads(got, tparams, xt, c, out, what):
+def check_grads(got, tparams, xt, c, out, what, tol=TIGHT):
     (out * as_torch(c)).sum().backward()
     if xt is not None:
-        assert_close(got["grad_x"], xt.grad, what=f"{what}: gradient of x", **TIGHT)
+        assert_close(got["grad_x"], xt.grad, what=f"{what}: gradient of x", **tol)
     assert set(got["grads"]) == set(tparams), (
         f"{what}: parameters {sorted(got['grads'])}, expected {sorted(tparams)}"
     )
     for name, leaf in tparams.items():
-        assert_close(got["grads"][name], leaf.grad, what=f"{what}: gradient of {name}", **TIGHT)
+        assert_close(got["grads"][name], leaf.grad, what=f"{what}: gradient of {name}", **tol)
 
 
 # ---------------------------------------------------------------------------
@@ -129,6 +141,7 @@ def check_grads(got, tparams, xt, c, out, what):
         ((2, 3, 4), 6, True, "simple"),
         ((1, 1, 7), 2, False, "simple"),
         ((3, 5, 8), 16, True, "fast"),
+        pytest.param((3, 5, 8), 16, True, "cuda", marks=GPU),
     ],
 )
 def test_linear_matches_torch(student, shape, out_size, bias, backend):
@@ -140,8 +153,8 @@ def test_linear_matches_torch(student, shape, out_size, bias, backend):
     tparams = torch_params(got["initial"])
     xt = as_torch(x, requires_grad=True)
     out = xt @ tparams["weights"] + (tparams["bias"] if bias else 0.0)
-    assert_close(got["out"], out, what=f"Linear({shape[-1]}, {out_size})", **TIGHT)
-    check_grads(got, tparams, xt, c, out, "Linear")
+    assert_close(got["out"], out, what=f"Linear({shape[-1]}, {out_size})", **tolerance(backend))
+    check_grads(got, tparams, xt, c, out, "Linear", tolerance(backend))
 
 
 def test_linear_initialisation_is_seeded(student):
@@ -180,14 +193,16 @@ def test_embedding_looks_up_rows(student):
     assert_close(weights, expected, rtol=0, atol=0, what="initial weights (standard normal)")
 
 
-def test_embedding_on_the_fast_backend_matches_torch(student):
+@pytest.mark.parametrize("backend", ["fast", pytest.param("cuda", marks=GPU)])
+def test_embedding_on_the_fast_backend_matches_torch(student, backend):
     """fast: the lookup and its gradient, as torch.nn.functional.embedding."""
     ids = np.random.default_rng(1).integers(0, 50, size=(4, 9))
-    got, c = run_layer(student, "Embedding", (50, 8), {}, ids.astype(float), "fast")
+    got, c = run_layer(student, "Embedding", (50, 8), {}, ids.astype(float), backend)
     tparams = torch_params(got["initial"])
     out = F.embedding(torch.as_tensor(ids), tparams["weights"])
-    assert_close(got["out"], out, what="Embedding(ids) on the fast backend", **TIGHT)
-    check_grads(got, tparams, None, c, out, "Embedding")
+    tol = tolerance(backend)
+    assert_close(got["out"], out, what=f"Embedding(ids) on the {backend} backend", **tol)
+    check_grads(got, tparams, None, c, out, "Embedding", tol)
 
 
 @pytest.mark.parametrize("bad", [5.0, -1.0, 1.5])
@@ -234,7 +249,12 @@ def test_dropout_module_masks(student):
 
 @pytest.mark.parametrize(
     ("shape", "eps", "backend"),
-    [((4, 6), 1e-5, "simple"), ((2, 3, 5), 1e-3, "simple"), ((3, 7, 16), 1e-5, "fast")],
+    [
+        ((4, 6), 1e-5, "simple"),
+        ((2, 3, 5), 1e-3, "simple"),
+        ((3, 7, 16), 1e-5, "fast"),
+        pytest.param((3, 7, 16), 1e-5, "cuda", marks=GPU),
+    ],
 )
 def test_layer_norm_matches_torch(student, shape, eps, backend):
     """As F.layer_norm(x, (dim,), weights, bias, eps): values and gradients of x,
@@ -248,8 +268,8 @@ def test_layer_norm_matches_torch(student, shape, eps, backend):
     tparams = torch_params(params)
     xt = as_torch(x, requires_grad=True)
     out = F.layer_norm(xt, (shape[-1],), tparams["weights"], tparams["bias"], eps)
-    assert_close(got["out"], out, what=f"LayerNorm1d on shape {shape}", **TIGHT)
-    check_grads(got, tparams, xt, c, out, "LayerNorm1d")
+    assert_close(got["out"], out, what=f"LayerNorm1d on shape {shape}", **tolerance(backend))
+    check_grads(got, tparams, xt, c, out, "LayerNorm1d", tolerance(backend))
 
 
 def test_layer_norm_of_a_constant_row(student):

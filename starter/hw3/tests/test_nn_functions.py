@@ -23,7 +23,10 @@ What is checked, against PyTorch (CPU, float64) on the same numbers:
 
 Most tests run on `SimpleBackend` (small inputs, no compilation); those marked
 "fast" run on `FastTensorBackend`, whose kernels numba compiles on first use
-(several seconds once per session).
+(several seconds once per session), and again on hw2's `CudaKernelBackend`
+where there is a CUDA GPU (float32: rtol 1e-4, atol 1e-5). Those CUDA runs are
+for you to check your layers on a GPU; they are skipped without one and never
+graded.
 
 How these tests reach your code: as in hw1, through *probes*, top-level
 `probe_*` functions that import `minitorch` inside their body and return
@@ -39,6 +42,10 @@ from torch_models import as_torch, assert_close
 pytestmark = [pytest.mark.task("hw3.1"), pytest.mark.time_limit(60)]
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
+#: The "fast" tests run on FastTensorBackend and, where there is a CUDA GPU, on
+#: hw2's CudaKernelBackend, whose kernels compute in float32 (so looser bounds).
+DEVICES = ["fast", pytest.param("cuda", marks=pytest.mark.gpu)]
+FLOAT32 = {"rtol": 1e-4, "atol": 1e-5}
 
 
 # ---------------------------------------------------------------------------
@@ -52,7 +59,10 @@ def probe_apply(name, x, dim, c, backend_name):
     from minitorch import FastTensorBackend, SimpleBackend, Tensor
     from minitorch import nn_functions as nf
 
-    backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
+    if backend_name == "cuda":
+        from minitorch.cuda_kernel_ops import CudaKernelBackend as backend
+    else:
+        backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
     t = Tensor.make(x.ravel().copy(), x.shape, backend=backend).requires_grad_(True)
     fn = getattr(nf, name)
     out = fn(t) if dim is None else fn(t, dim)
@@ -67,7 +77,10 @@ def probe_softmax_loss(logits, target, c, backend_name):
     from minitorch import FastTensorBackend, SimpleBackend, Tensor
     from minitorch.nn_functions import softmax_loss
 
-    backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
+    if backend_name == "cuda":
+        from minitorch.cuda_kernel_ops import CudaKernelBackend as backend
+    else:
+        backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
     t = Tensor.make(logits.ravel().copy(), logits.shape, backend=backend).requires_grad_(True)
     y = Tensor.make(target.astype(float).ravel(), target.shape, backend=backend)
     try:
@@ -166,11 +179,14 @@ def test_reductions_match_torch(student, name, shape, dim):
     check_against_torch(student, name, x, dim)
 
 
+@pytest.mark.parametrize("backend", DEVICES)
 @pytest.mark.parametrize("name", ["softmax", "logsoftmax", "logsumexp", "max", "tanh", "GELU"])
-def test_functions_on_the_fast_backend(student, name):
-    """fast: the same functions on FastTensorBackend, a (4, 6, 9) input, last dimension."""
+def test_functions_on_the_fast_backend(student, name, backend):
+    """fast: the same functions on FastTensorBackend (and CUDA), a (4, 6, 9) input,
+    last dimension."""
     x = np.random.default_rng(5).normal(0.0, 2.0, size=(4, 6, 9))
-    check_against_torch(student, name, x, None if name in ("tanh", "GELU") else 2, "fast")
+    dim = None if name in ("tanh", "GELU") else 2
+    check_against_torch(student, name, x, dim, backend, TIGHT if backend == "fast" else FLOAT32)
 
 
 @pytest.mark.parametrize("name", ["softmax", "logsoftmax", "logsumexp"])
@@ -248,17 +264,20 @@ def test_softmax_loss_matches_cross_entropy(student, lead, classes, scale):
     assert_close(got["grad"], want_grad, what="gradient of softmax_loss", **TIGHT)
 
 
-def test_softmax_loss_with_large_logits_on_the_fast_backend(student):
-    """fast: logits of size 1e4 give finite losses and PyTorch's values and gradients."""
+@pytest.mark.parametrize("backend", DEVICES)
+def test_softmax_loss_with_large_logits_on_the_fast_backend(student, backend):
+    """fast: logits of size 1e4 give finite losses and PyTorch's values and gradients
+    (on CUDA within float32's precision at 1e4: 1e-2 absolute)."""
     rng = np.random.default_rng(9)
     logits = rng.normal(0.0, 1.0, size=(4, 7, 11)) * 1e4
     target = rng.integers(0, 11, size=(4, 7))
     c = rng.uniform(0.5, 1.5, size=(4, 7))
-    got = student.run(probe_softmax_loss, logits, target, c, "fast")
+    got = student.run(probe_softmax_loss, logits, target, c, backend)
     assert "error" not in got, f"softmax_loss raised {got.get('error')}"
     want_loss, want_grad = torch_loss(logits, target, c)
-    assert_close(got["loss"], want_loss, what="softmax_loss at 1e4", **TIGHT)
-    assert_close(got["grad"], want_grad, what="gradient of softmax_loss at 1e4", **TIGHT)
+    tol = TIGHT if backend == "fast" else {"rtol": 1e-4, "atol": 1e-2}
+    assert_close(got["loss"], want_loss, what="softmax_loss at 1e4", **tol)
+    assert_close(got["grad"], want_grad, what="gradient of softmax_loss at 1e4", **tol)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ parameters (`torch_models`):
   of `sum(out * c)` (rtol 1e-8, atol 1e-10);
 - `DecoderLM` (seeded, small): its parameter names, logits `(B, T, n_vocab)`
   and every parameter's gradient of `sum(logits * c)` (rtol 1e-8, atol 1e-10),
-  on `SimpleBackend` and, with a key padding mask, on `FastTensorBackend`;
+  on `SimpleBackend` and, with a key padding mask, on `FastTensorBackend`
+  (and on hw2's `CudaKernelBackend` where there is a CUDA GPU: float32, rtol
+  1e-4, atol 1e-5; skipped without one and never graded);
   the same seed gives the same model, the first parameter drawn is the token
   embedding table; with p_dropout = 0.1, eval mode gives PyTorch's logits and
   training mode other logits, the same for the same seed;
@@ -37,6 +39,8 @@ pytestmark = [pytest.mark.task("hw3.4"), pytest.mark.time_limit(60)]
 
 MODULE_TOL = {"rtol": 1e-8, "atol": 1e-10}
 ADAM_TOL = {"rtol": 1e-9, "atol": 1e-12}
+#: hw2's CudaKernelBackend computes in float32.
+FLOAT32 = {"rtol": 1e-4, "atol": 1e-5}
 
 
 # ---------------------------------------------------------------------------
@@ -52,7 +56,10 @@ def probe_module(kind, config, x, pad, c, backend_name, seed, training):
     from minitorch import FastTensorBackend, SimpleBackend, Tensor
     from minitorch import modules_transfomer as mt
 
-    backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
+    if backend_name == "cuda":
+        from minitorch.cuda_kernel_ops import CudaKernelBackend as backend
+    else:
+        backend = {"simple": SimpleBackend, "fast": FastTensorBackend}[backend_name]
     model = getattr(mt, kind)(**config, backend=backend, rng=seed)
     if not training:
         model.eval()
@@ -145,9 +152,10 @@ def check_decoder(student, config, idx, pad=None, backend="simple"):
     params = torch_params(got["params"])
     logits = decoder_lm(idx, params, config["n_head"], config["n_layer"], config["ln_eps"], pad)
     what = f"DecoderLM({config}) on ids of shape {idx.shape}"
-    assert_close(got["out"], logits, what=f"{what}: logits", **MODULE_TOL)
+    tol = FLOAT32 if backend == "cuda" else MODULE_TOL
+    assert_close(got["out"], logits, what=f"{what}: logits", **tol)
     (logits * as_torch(c)).sum().backward()
-    assert_grads_close(got["grads"], params, what=what, **MODULE_TOL)
+    assert_grads_close(got["grads"], params, what=what, **tol)
 
 
 SMALL = {
@@ -206,8 +214,11 @@ def test_decoder_without_bias_and_one_token(student):
     check_decoder(student, config, np.array([[3], [12], [0]]))
 
 
-def test_decoder_on_the_fast_backend_with_padding(student):
-    """fast: 23 tokens, 16 features, 4 heads, 3 sequences of 10 tokens, padding at the end."""
+@pytest.mark.parametrize("backend", ["fast", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_decoder_on_the_fast_backend_with_padding(student, backend):
+    """fast: 23 tokens, 16 features, 4 heads, 3 sequences of 10 tokens, padding at the
+    end (and the same on hw2's CUDA backend where there is a GPU: float32, rtol 1e-4,
+    atol 1e-5; never graded)."""
     config = {
         "n_vocab": 23,
         "n_embd": 16,
@@ -220,7 +231,7 @@ def test_decoder_on_the_fast_backend_with_padding(student):
     idx = np.random.default_rng(1).integers(0, 23, size=(3, 10))
     pad = np.zeros((3, 10))
     pad[0, 7:] = 1.0
-    check_decoder(student, config, idx, pad, "fast")
+    check_decoder(student, config, idx, pad, backend)
 
 
 def test_decoder_is_seeded(student):

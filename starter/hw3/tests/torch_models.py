@@ -67,13 +67,14 @@ def layer_norm(x, params, prefix, eps):
     return F.layer_norm(x, (weight.shape[0],), weight, params[_name(prefix, "bias")], eps)
 
 
-def blocked_keys(batch, seq_len, causal, key_padding_mask):
+def blocked_keys(batch, seq_len, causal, key_padding_mask, device=None):
     """Boolean (batch, 1, T, T): True where query i may not look at key j."""
-    blocked = torch.zeros(batch, 1, seq_len, seq_len, dtype=torch.bool)
+    blocked = torch.zeros(batch, 1, seq_len, seq_len, dtype=torch.bool, device=device)
     if causal:
-        blocked |= torch.triu(torch.ones(seq_len, seq_len, dtype=torch.bool), diagonal=1)
+        blocked |= torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).triu(1)
     if key_padding_mask is not None:
-        blocked |= torch.as_tensor(np.asarray(key_padding_mask) != 0)[:, None, None, :]
+        pads = torch.as_tensor(np.asarray(key_padding_mask) != 0, device=device)
+        blocked |= pads[:, None, None, :]
     return blocked
 
 
@@ -89,7 +90,8 @@ def attention(x, params, prefix, n_head, causal=True, key_padding_mask=None):
     k = heads(linear(x, params, _name(prefix, "k_projection")))
     v = heads(linear(x, params, _name(prefix, "v_projection")))
     scores = q @ k.transpose(-2, -1) / math.sqrt(head)
-    scores = scores.masked_fill(blocked_keys(batch, seq_len, causal, key_padding_mask), -math.inf)
+    blocked = blocked_keys(batch, seq_len, causal, key_padding_mask, x.device)
+    scores = scores.masked_fill(blocked, -math.inf)
     out = torch.softmax(scores, dim=-1) @ v
     out = out.transpose(1, 2).reshape(batch, seq_len, n_embd)
     return linear(out, params, _name(prefix, "out_projection"))
@@ -116,10 +118,10 @@ def transformer_layer(x, params, prefix, n_head, eps, key_padding_mask=None):
 
 def decoder_lm(idx, params, n_head, n_layer, eps, key_padding_mask=None):
     """Logits (B, T, V) of token ids idx (B, T) (a NumPy array of whole numbers)."""
-    idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+    table = params["token_embeddings.weights"]
+    idx = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=table.device)
     seq_len = idx.shape[1]
-    x = params["token_embeddings.weights"][idx]
-    x = x + params["position_embeddings.weights"][torch.arange(seq_len)][None]
+    x = table[idx] + params["position_embeddings.weights"][:seq_len][None]
     for i in range(n_layer):
         x = transformer_layer(x, params, f"layer_{i}", n_head, eps, key_padding_mask)
     return linear(layer_norm(x, params, "ln", eps), params, "lm_head")
