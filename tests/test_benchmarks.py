@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -79,3 +80,87 @@ def test_timing_stability_benchmark_prints_its_figures(mode: tuple[str, ...]):
         assert figure in proc.stdout
     runs = mode[1]
     assert f"test_matmul_speed {runs:>11}" in proc.stdout, proc.stdout  # every run counted
+
+
+def test_parallel_training_benchmark_prints_its_figures(tmp_path):
+    """hw5's reference on 2 gloo ranks, tiny sizes: every section's figures, and the
+    runs train the same model on the same data (equal losses across the wrappers)."""
+    out = tmp_path / "parallel.json"
+    sizes = ["--n-embd", "16", "--n-head", "2", "--n-layer", "2", "--seq-len", "8"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/parallel_training.py",
+            "--backend",
+            "gloo",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--batch",
+            "4",
+            "--vocab",
+            "32",
+            *sizes,
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in ("speed-up", "BucketedDataParallel", "ratio naive / Pipe", "tok/s"):
+        assert figure in proc.stdout
+    figures = json.loads(out.read_text())
+    runs = figures["runs"]
+    assert all(len(runs[name]["times"]) == 3 for name in runs)
+    # Rank 0 alone sees half of the global batch; the others see all of it, averaged.
+    assert runs["dp"]["loss"] == pytest.approx(runs["bucketed"]["loss"], rel=1e-5)
+    assert runs["dp"]["loss"] == pytest.approx(runs["pipeline_pipe"]["loss"], rel=1e-5)
+    assert runs["pipeline_naive"]["loss"] == pytest.approx(runs["pipeline_pipe"]["loss"], rel=1e-5)
+    dp = figures["data_parallel"]
+    assert dp["speedup"] == pytest.approx(dp["parallel_tokens_per_s"] / dp["single_tokens_per_s"])
+    assert figures["pipeline"]["micro_batches"] == 4 and figures["pipeline"]["stages"] == [3, 2]
+
+
+def test_parallel_training_benchmark_refuses_nccl_without_a_gpu_per_rank():
+    import torch
+
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("this host has the GPUs nccl needs")
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/parallel_training.py", "--backend", "nccl"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and "--backend gloo" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_transformer_step_benchmark_compares_with_pytorch_on_the_same_model():
+    """hw3's reference DecoderLM on the fast backend, tiny: its row and PyTorch's, and
+    both start from the same loss (the same parameters, the same batch); without a
+    GPU the cuda row says why."""
+    tiny = ["--n-embd", "8", "--n-head", "2", "--n-layer", "1", "--batch", "2", "--seq-len", "4"]
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/transformer_step.py", *tiny, "--steps", "1", "--warmup", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fast = next(line for line in proc.stdout.splitlines() if line.startswith("fast "))
+    assert "PyTorch eager (cpu)" in fast and "ratio" in fast
+    mine, theirs = fast.split("first losses")[1].split("/")
+    assert float(mine) == pytest.approx(float(theirs), rel=1e-9)
+    cuda = next(line for line in proc.stdout.splitlines() if line.startswith("cuda "))
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "not run: needs 1 CUDA GPU" in cuda
