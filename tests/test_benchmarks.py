@@ -164,3 +164,58 @@ def test_transformer_step_benchmark_compares_with_pytorch_on_the_same_model():
 
     if not torch.cuda.is_available():
         assert "not run: needs 1 CUDA GPU" in cuda
+
+
+def test_inference_benchmark_prints_its_figures_and_its_checks_hold(tmp_path):
+    """hw6's reference on the CPU, tiny float64 models: every section's figures, and
+    the faster ways decode the same tokens as the slow ones (cached == recomputed,
+    continuous == static batching per request, speculative at temperature 0 ==
+    greedy); without a GPU, --device cuda is refused in one line."""
+    out = tmp_path / "inference.json"
+    sizes = ["--vocab", "16", "--n-embd", "16", "--n-head", "2", "--n-layer", "2"]
+    workload = ["--lengths", "4,12", "--new-tokens", "4", "--requests", "6"]
+    workload += ["--max-num-seqs", "2", "--max-prompt", "8", "--max-output", "6"]
+    workload += ["--block-size", "4", "--spec-prompts", "2", "--spec-prompt", "4"]
+    workload += ["--spec-tokens", "8", "--dtype", "float64"]
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/inference.py", *sizes, *workload, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in ("cached tok/s", "recompute tok/s", "continuous / static", "tokens/target call"):
+        assert figure in proc.stdout
+    assert " NO" not in proc.stdout, proc.stdout  # every check printed held
+    figures = json.loads(out.read_text())
+    rows = figures["kv_cache"]["rows"]
+    assert [row["context"] for row in rows] == [4, 12]
+    assert all(row["same_tokens"] for row in rows)
+    batching = figures["batching"]
+    assert batching["same_tokens"]
+    continuous, static = batching["continuous"], batching["static"]
+    assert continuous["generated_tokens"] == static["generated_tokens"]
+    assert continuous["model_steps"] <= static["model_steps"]
+    spec = figures["speculative"]
+    assert spec["greedy_match"] is True
+    assert set(spec["runs"]) == {"0.0", "1.0"}
+    total = 2 * 8
+    for run in spec["runs"].values():
+        # Every step yields its accepted proposals and one target token.
+        assert run["accepted"] + run["target_calls"] == total
+        assert run["tokens_per_target_call"] == pytest.approx(total / run["target_calls"])
+        assert 0 <= run["accepted"] <= run["proposed"]
+    import torch
+
+    if not torch.cuda.is_available():
+        proc = subprocess.run(
+            [sys.executable, "benchmarks/inference.py", "--device", "cuda"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.startswith("error: ") and "--device cpu" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

@@ -38,6 +38,8 @@ class Engine:
         block_manager: the pool of `num_blocks` blocks of `block_size` slots.
         scheduler: FCFS continuous batching over `block_manager`, `max_num_seqs` at once.
         k_cache, v_cache: (n_layer, num_blocks, block_size, n_head, head_dim).
+        device: where the model's parameters are; the caches and every tensor
+            the engine builds live there too.
         stats: filled by `run` (see there).
     """
 
@@ -53,9 +55,9 @@ class Engine:
             config.n_head,
             config.n_embd // config.n_head,
         )
-        dtype = model.lm_head.weight.dtype
-        self.k_cache = torch.zeros(shape, dtype=dtype)
-        self.v_cache = torch.zeros(shape, dtype=dtype)
+        dtype, self.device = model.lm_head.weight.dtype, model.lm_head.weight.device
+        self.k_cache = torch.zeros(shape, dtype=dtype, device=self.device)
+        self.v_cache = torch.zeros(shape, dtype=dtype, device=self.device)
         self.stats: dict[str, int] = {}
 
     def run(self, requests: list[Request]) -> dict:
@@ -122,7 +124,9 @@ class Engine:
         table = self.block_manager.block_table(seq_id)
         size = self.block_manager.block_size
         return torch.tensor(
-            [table[p // size] * size + p % size for p in positions], dtype=torch.long
+            [table[p // size] * size + p % size for p in positions],
+            dtype=torch.long,
+            device=self.device,
         )
 
     def _prefill(self, request: Request, stats: dict[str, int]) -> int:
@@ -138,9 +142,11 @@ class Engine:
         stats["prefill_tokens"] += n - start
         first = max(cached, start)  # the first position whose keys this prefill writes
         new_slots = self._slots(request.id, range(first, n))
-        table = torch.tensor(bm.block_table(request.id), dtype=torch.long)
-        x = model.wte(torch.tensor([tokens[start:]])) + model.wpe(torch.arange(start, n))
-        mask = causal_mask(n - start, n)
+        device = self.device
+        table = torch.tensor(bm.block_table(request.id), dtype=torch.long, device=device)
+        ids = torch.tensor([tokens[start:]], device=device)
+        x = model.wte(ids) + model.wpe(torch.arange(start, n, device=device))
+        mask = causal_mask(n - start, n, device)
         for layer, block in enumerate(model.blocks):
             attn = block.attn
             q, k, v = (attn.split_heads(t) for t in attn.qkv(block.ln_1(x)).split(x.shape[-1], -1))
@@ -165,12 +171,14 @@ class Engine:
         lengths = [bm.seq_len(r.id) for r in requests]
         tables = [bm.block_table(r.id) for r in requests]
         width = max(len(t) for t in tables)
-        block_tables = torch.tensor([t + [-1] * (width - len(t)) for t in tables], dtype=torch.long)
-        context_lens = torch.tensor(lengths, dtype=torch.long)
+        padded = [t + [-1] * (width - len(t)) for t in tables]
+        block_tables = torch.tensor(padded, dtype=torch.long, device=self.device)
+        context_lens = torch.tensor(lengths, dtype=torch.long, device=self.device)
         slots = torch.cat(
             [self._slots(r.id, range(n - 1, n)) for r, n in zip(requests, lengths, strict=True)]
         )
-        x = model.wte(torch.tensor([r.output[-1] for r in requests])) + model.wpe(context_lens - 1)
+        last = torch.tensor([r.output[-1] for r in requests], device=self.device)
+        x = model.wte(last) + model.wpe(context_lens - 1)
         for layer, block in enumerate(model.blocks):
             attn = block.attn
             h = block.ln_1(x)[:, None]  # (B, 1, C): one token per sequence
