@@ -115,6 +115,9 @@ class Harness:
             # reference's ranks in a distributed test. They are held stopped while
             # the reference runs (the local sandbox gives them a network of their own).
             self.reference_runner.hold = self.student_runner.worker.paused
+        # One clock per test: each side's wait for a CPU counts for both.
+        self.student_runner.peers = (self.reference_runner,)
+        self.reference_runner.peers = (self.student_runner,)
         self.guard = StudentImportGuard(config.student_packages)
         # The harness's own clock of the current test (see `_on_alarm`).
         self._limit_s = 0.0

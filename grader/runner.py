@@ -60,6 +60,9 @@ class Runner:
         #: A worker call is in progress; the call was interrupted (see `_worker_call`).
         self.in_call = False
         self.interrupted = False
+        #: Runners whose workers share this test's clock (the student's and the
+        #: reference's take turns): the time each waited for a CPU is the test's too.
+        self.peers: tuple[Runner, ...] = ()
 
     def check_import(self, packages: Iterable[str]) -> None:
         """Import the student's packages once; if that fails, every later call fails
@@ -172,14 +175,20 @@ class Runner:
 
     def left(self) -> float:
         """Seconds of the test's budget left: the wall clock since the test began, less
-        the time the worker's code was ready to run but waited for a CPU that other
-        work held (`Worker.waited_seconds`). On an idle host that is the wall clock;
-        on a busy one, the test is not charged for the host's load."""
+        the time this worker's code and its peers' was ready to run but waited for a
+        CPU that other work held (`Worker.waited_seconds`). On an idle host that is the
+        wall clock; on a busy one, the test is not charged for the host's load."""
+        delay = self.delay() + sum(peer.delay() for peer in self.peers)
+        return self.budget_s - (time.monotonic() - self._started - delay)
+
+    def delay(self) -> float:
+        """Seconds this worker waited for a CPU since the test began."""
+        if self._started == float("inf"):
+            return 0.0
         pid, waited = self._waited
         now_waited = self.worker.waited_seconds()
         # A worker started during the test has waited only since it started.
-        delay = now_waited - waited if self._worker_pid() == pid else now_waited
-        return self.budget_s - (time.monotonic() - self._started - max(delay, 0.0))
+        return max(now_waited - waited if self._worker_pid() == pid else now_waited, 0.0)
 
     def _worker_pid(self) -> int | None:
         process = self.worker.process

@@ -21,7 +21,10 @@ Rules, and what each defends against:
   both; the ratio is median(student) / median(reference), per size, and sizes
   combine by geometric mean;
 - a check that loses credit is measured again (`MAX_ROUNDS`) and its best round
-  counts, so a neighbour's burst of work cannot cost points by itself;
+  counts, so a neighbour's burst of work cannot cost points by itself; a round that
+  would not end within the test's time limit is not started, and a size's sampling
+  stops early when it is far beyond zero credit (`FAR_SAMPLES`), so a slow
+  submission gets zero credit, not a time-out;
 - while the reference runs, every process of the student's code is stopped
   (`pause`, the student worker's `paused`): helpers that student code leaves
   spinning to slow the reference's samples down get no CPU then.
@@ -50,8 +53,20 @@ MAX_REPS = 4096
 #: A check that loses credit is measured again, up to this many rounds in all, and
 #: its best round counts: a busy host only ever makes one side look slower, so a
 #: false penalty needs every round to be unlucky, while a slow kernel is slow in
-#: each (a ratio of twice the zero-credit ratio or more is not measured again).
+#: each (a ratio of `FAR` times the zero-credit ratio or more is not measured again).
 MAX_ROUNDS = 3
+#: "Far beyond zero credit": a ratio of this many times the zero-credit ratio. No
+#: burst of a neighbour's work makes correct code look that slow in every sample.
+FAR = 1.5
+#: A size's sampling stops once this many samples in a row are each far beyond zero
+#: credit: then the median is too (it is their mean with two samples), and
+#: a slow submission does not spend minutes of the test's time limit on samples that
+#: cannot change its credit. One sample is not enough: a neighbour's burst of work
+#: can slow a single sample that much.
+FAR_SAMPLES = 2
+#: Another round is started only while the test's time left exceeds this many times
+#: the last round's duration.
+ROUND_MARGIN = 1.5
 
 
 class ProbeRunner(Protocol):
@@ -81,11 +96,14 @@ def compare(
     seed: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
     pause: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    time_left: Callable[[], float] | None = None,
 ) -> TimingResult:
     """Time `probe` on both sides for every size of `check`; see the module docstring.
 
     `pause()`: a context in which nothing of the student's code runs, entered
-    around every call to the reference."""
+    around every call to the reference. `time_left()`: seconds left of the test's
+    time limit; a round that would not end within it is not started (the rounds
+    already measured count), so a slow submission gets its credit, not a time-out."""
     rng = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**31))
 
     def sample(
@@ -114,6 +132,7 @@ def compare(
         per_size: dict[int, float] = {}
         for size, reps in reps_used.items():
             student_times, reference_times = [], []
+            beyond = 0  # samples in a row far beyond zero credit
             for _ in range(check.samples):
                 base, keep = rng.randrange(2**30), rng.randrange(reps)
                 s_time, s_value = sample(student, base, size, reps, keep)
@@ -121,19 +140,26 @@ def compare(
                 _check(s_value, r_value, reps, rtol, atol)
                 student_times.append(s_time)
                 reference_times.append(r_time)
-                if s_time > r_time * check.zero_credit_ratio * 4:
-                    break  # far beyond zero credit: more samples cannot change the outcome
+                far = s_time > r_time * check.zero_credit_ratio * FAR
+                beyond = beyond + 1 if far else 0
+                if beyond == FAR_SAMPLES:
+                    break  # far beyond zero credit, twice running: more samples change nothing
             per_size[size] = statistics.median(student_times) / statistics.median(reference_times)
         return per_size
 
+    rounds, started = 1, clock()
     best = measure()
-    for rounds in range(1, MAX_ROUNDS + 1):
-        if rounds > 1:
-            best = min(best, measure(), key=_combined)  # the earlier one on a tie
+    took = clock() - started
+    while True:
         ratio = _combined(best)
         credit = timing_credit(ratio, check.full_credit_ratio, check.zero_credit_ratio)
-        if credit >= 1.0 or ratio >= 2 * check.zero_credit_ratio:
-            break  # full credit, or far too slow for noise to matter
+        if credit >= 1.0 or ratio >= FAR * check.zero_credit_ratio or rounds == MAX_ROUNDS:
+            break  # full credit, far too slow for noise to matter, or measured enough
+        if time_left is not None and time_left() < took * ROUND_MARGIN:
+            break  # another round would not end within the test's time limit
+        started = clock()
+        best = min(best, measure(), key=_combined)  # the earlier one on a tie
+        took, rounds = clock() - started, rounds + 1
     return TimingResult(ratio, credit, best, reps_used, rounds)
 
 
@@ -189,6 +215,7 @@ class TimingFixture:
             rtol,
             atol,
             pause=self.student.worker.paused,
+            time_left=lambda: min(self.student.left(), self.reference.left()),
         )
         self.item.user_properties.append(("timing_ratio", round(result.ratio, 4)))
         self.item.user_properties.append(("timing_credit", round(result.credit, 4)))

@@ -36,15 +36,15 @@ from tests.conftest import REPO, hidden_snippets, student_visible_text, tree_dig
 
 EXAMPLES = REPO / "examples" / "expected.toml"
 EXPECTED = tomllib.loads(EXAMPLES.read_text())
-#: The examples graded here: the reference, the starter, a missing file, a slow one
-#: (its time limit), a bug whose failure compares long lists, bugs rescued by the
-#: composed rerun. An assignment not listed is graded whole.
+#: The examples graded here: the reference, the starter, a missing file, a bug whose
+#: failure compares long lists, bugs rescued by the composed rerun. (A test's time
+#: limit is graded by tests/test_time_limits.py and the security suite's attacks; the
+#: `slow` example, with the rest, by ./ci/main.) An assignment not listed is graded whole.
 SAMPLE = {
     "hw1": (
         "reference",
         "starter",
         "buggy",
-        "slow",
         "missing-file",
         "buggy-relu-clipped",
     ),

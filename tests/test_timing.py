@@ -6,6 +6,8 @@ repetition, so the figures are exact and the tests take no real time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from grader import timing
@@ -119,10 +121,35 @@ def test_wrong_kind_of_output_fails():
         compare(0.001, transform=lambda value, seed: 42)
 
 
-def test_hopeless_student_stops_early():
-    _, student, _ = compare(1.0)  # 1000x slower
+@pytest.mark.parametrize("cost", [0.007, 1.0])  # 7x (beyond 1.5 x 4.5) and 1000x slower
+def test_hopeless_student_stops_early(cost):
+    result, student, _ = compare(cost)
     timed = [c for c in student.calls if c[2] > 1]
-    assert len(timed) == len(CHECK.sizes)  # one sample per size, then it stops
+    # Two samples per size, then it stops: one round, the ratio still exact.
+    assert len(timed) == timing.FAR_SAMPLES * len(CHECK.sizes)
+    assert result.rounds == 1 and result.credit == 0.0
+    assert result.ratio == pytest.approx(cost / 0.001)
+
+
+def test_one_slow_sample_does_not_stop_the_sampling():
+    """A single sample far beyond zero credit (a burst of load) does not end the size's
+    sampling: the median of all its samples counts."""
+    clock = Clock()
+    student, reference = Runner(clock, 0.001), Runner(clock, 0.001)
+    student.side, reference.side = "S", "R"
+    timed = []
+    run = student.run
+
+    def one_burst(probe, seed, size, reps, keep):
+        if reps > 1:
+            timed.append(reps)
+        student.cost = 1.0 if len(timed) == 1 else 0.001
+        return run(probe, seed, size, reps, keep)
+
+    student.run = one_burst
+    result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
+    assert len(timed) == CHECK.samples * len(CHECK.sizes)
+    assert result.credit == 1.0 and result.rounds == 1
 
 
 def test_every_reference_call_and_no_student_call_runs_paused():
@@ -183,7 +210,54 @@ def test_a_burst_of_load_in_one_round_costs_nothing():
 @pytest.mark.parametrize(("cost", "rounds"), [(0.003, timing.MAX_ROUNDS), (0.1, 1)])
 def test_a_slow_student_stays_slow_in_every_round(cost, rounds):
     """Measured again, a slow implementation keeps its ratio; one far beyond zero
-    credit (twice its ratio or more) is not measured again."""
+    credit (`FAR` times its ratio or more) is not measured again."""
     result, _, _ = compare(cost)
     assert result.rounds == rounds
     assert result.ratio == pytest.approx(cost / 0.001)
+
+
+def test_a_round_that_would_not_fit_in_the_time_limit_is_not_started():
+    """A slow student (zero credit, not far beyond it) is measured again only while
+    the test's time left holds another round: it gets zero credit, not a time-out."""
+    clock = Clock()
+    student, reference = Runner(clock, 0.01 / 3), Runner(clock, 0.001)  # ratio 3.33
+    student.side, reference.side = "S", "R"
+    limit = {"s": 0.0}
+
+    def time_left():
+        return limit["s"] - clock.now
+
+    result = timing.compare(
+        student, reference, probe_square, CHECK, seed=7, clock=clock, time_left=time_left
+    )
+    assert result.rounds == 1 and 0.0 < result.credit < 1.0
+    limit["s"] = float("inf")
+    clock.now = 0.0
+    result = timing.compare(
+        student, reference, probe_square, CHECK, seed=7, clock=clock, time_left=time_left
+    )
+    assert result.rounds == timing.MAX_ROUNDS
+
+
+def test_both_workers_waits_for_a_cpu_count_for_the_test():
+    """The student's and the reference's workers take turns in a test: the time either
+    waited for a CPU (a busy host) is not charged to the test's budget."""
+    from grader.runner import Runner as WorkerRunner
+
+    class Waiting:
+        def __init__(self):
+            self.waited, self.output = 0.0, Path("/nonexistent")
+            self.process = type("P", (), {"pid": 1})()
+
+        def waited_seconds(self):
+            return self.waited
+
+    student, reference = WorkerRunner(Waiting(), 10.0), WorkerRunner(Waiting(), 10.0)
+    student.peers, reference.peers = (reference,), (student,)
+    for runner in (student, reference):
+        runner.begin_test()
+    student.worker.waited, reference.worker.waited = 2.0, 3.0
+    for runner in (student, reference):
+        assert runner.left() == pytest.approx(15.0, abs=0.5)
+    student.peers = ()
+    assert student.left() == pytest.approx(12.0, abs=0.5)
