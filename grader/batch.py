@@ -74,11 +74,14 @@ def grade_batch(
     on_start: Callable[[int, int], None] = lambda total, todo: None,
     on_done: Callable[[results.SubmissionResult, bool], None] = lambda r, reused: None,
     gpus: GpuPool | None = None,
+    only: frozenset[str] | None = None,
 ) -> BatchResult:
     """Grade `submissions` into `out`, reusing finished results unless `regrade`.
 
     `gpus`: the devices to hand out, `limits.gpus` to each submission while it is
-    graded (GpuRequestError at once if that many can never be given)."""
+    graded (GpuRequestError at once if that many can never be given). `only`: the
+    names of the submissions to grade (a regrade request); every other one keeps
+    its finished result, which the batch's reports still list, and is not graded."""
     a = ctx.assignment
     gpu_pool = gpus if gpus is not None else GpuPool([])
     gpu_pool.check(a.limits.gpus)
@@ -90,8 +93,20 @@ def grade_batch(
     to_grade, refused = intake.screen(submissions)
     # Each submission is read once, here (what is graded is what was keyed); one
     # refused by its name, or that cannot be read, is a rejected result at once.
-    turned_away = [rejected(ctx, entry.label, entry.reason) for entry in refused]
+    turned_away = [
+        rejected(ctx, entry.label, entry.reason)
+        for entry in refused
+        if only is None or entry.label in only
+    ]
+    left_out: list[str] = []
     for path in to_grade:
+        if only is not None and intake.submission_name(path) not in only:
+            previous = _saved(folder, intake.submission_name(path))
+            if previous is not None:
+                done[previous.submission] = previous
+            else:
+                left_out.append(intake.submission_name(path))
+            continue
         taken = take_in(ctx, path)
         if isinstance(taken, results.SubmissionResult):
             turned_away.append(taken)
@@ -152,6 +167,13 @@ def grade_batch(
             shutil.rmtree(scratch, ignore_errors=True)
     ordered = tuple(done[name] for name in sorted(done))
     warnings = unsaved + write_batch_reports(ctx, ordered, folder, roster)
+    if left_out:
+        more = f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""
+        shown = ", ".join(left_out[:10]) + more
+        warnings.append(
+            f"{len(left_out)} submission(s) have no result and were not graded (not named by "
+            f"--only): {shown}; the reports leave them out"
+        )
     return BatchResult(
         ordered,
         graded=len(todo) + len(turned_away),
@@ -173,14 +195,19 @@ def write_batch_reports(
 
 def _previous(ctx: Context, taken: intake.Intake, folder: Path) -> results.SubmissionResult | None:
     """The earlier result of this exact submission, if one was completed."""
-    saved = folder / taken.name / "result.json"
-    try:
-        previous = results.from_dict(json.loads(saved.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    if previous.key != result_key(ctx, taken) or previous.status == "error":
+    previous = _saved(folder, taken.name)
+    if previous is None or previous.key != result_key(ctx, taken) or previous.status == "error":
         return None
     return previous
+
+
+def _saved(folder: Path, name: str) -> results.SubmissionResult | None:
+    """The result saved for submission `name`, if any."""
+    saved = folder / report_folder(name) / "result.json"
+    try:
+        return results.from_dict(json.loads(saved.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def report_folder(submission: str) -> str:

@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         with signals_as_interrupts():
-            root = Path(args.root).resolve() if args.root else find_root()
+            if getattr(args, "needs_root", True):
+                root = Path(args.root).resolve() if args.root else find_root()
+            else:
+                root = Path.cwd()
             return args.run(args, root, out)
     except LlmsysError as exc:
         err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
@@ -162,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--regrade", action="store_true", help="grade again even submissions with a finished result"
     )
+    p.add_argument(
+        "--only",
+        metavar="NAMES",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="grade only these submissions, comma-separated (with --regrade: a regrade "
+        "request); the others keep their results, and the reports list every result",
+    )
     p.add_argument("--roster", help="Canvas gradebook export (CSV) to match students")
     p.add_argument(
         "--expect",
@@ -169,6 +179,14 @@ def _parser() -> argparse.ArgumentParser:
         help="expected scores ([hwN.<submission>] score = ...); exit 1 on any difference",
     )
     p.set_defaults(run=grade_command.run)
+
+    p = sub.add_parser(
+        "diff",
+        help="what changed per student and per test between two gradings of one assignment",
+    )
+    p.add_argument("before", metavar="OUT_A", help="a grading's folder, e.g. out/hw1")
+    p.add_argument("after", metavar="OUT_B", help="the other grading's folder")
+    p.set_defaults(run=_diff, needs_root=False)
 
     p = sub.add_parser(
         "image", help="build the Docker grading image offline (reused while the grader is the same)"
@@ -271,6 +289,16 @@ def _examples(args: argparse.Namespace, root: Path, out: Console) -> int:
     folders = commands.write_examples(root, args.assignment, Path(args.out))
     out.print(f"wrote {len(folders)} example submission(s) of {args.assignment} to {args.out}")
     return 0
+
+
+def _diff(args: argparse.Namespace, root: Path, out: Console) -> int:
+    """Exit 0 when the gradings agree, 1 when something changed (as diff(1))."""
+    from grader import audit
+
+    a, b = Path(args.before), Path(args.after)
+    diff = audit.compare(audit.load(a), audit.load(b))
+    out.print(audit.render(diff, str(a), str(b)), markup=False)
+    return int(ExitCode.CHECK_FAILED) if not diff.empty else 0
 
 
 def _image(args: argparse.Namespace, root: Path, out: Console) -> int:

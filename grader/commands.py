@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,12 +124,15 @@ def grade(
     regrade: bool = False,
     roster: Path | None = None,
     gpus: GpuPool | None = None,
+    only: Sequence[str] | None = None,
     **callbacks: Any,
 ) -> BatchResult:
-    """Grade every submission in the folder `submissions` into `out`.
+    """Grade every submission in the folder `submissions` into `out` (`only`: just
+    these, by name; the others keep their finished results).
 
-    Bad arguments (the folders, the roster) are LlmsysErrors before anything is graded;
-    hidden entries of `submissions` are skipped, and listed in the batch's warnings."""
+    Bad arguments (the folders, the roster, a name `only` lists that is not there) are
+    LlmsysErrors before anything is graded; hidden entries of `submissions` are
+    skipped, and listed in the batch's warnings."""
     from grader import batch, intake
     from grader.context import render_context
     from grader.reports import canvas
@@ -160,6 +164,20 @@ def grade(
         )
     if roster is not None:
         canvas.read_roster(roster)  # RosterError now rather than after the grading
+    if only is not None:
+        to_grade, refused = intake.screen(found)
+        names = {intake.submission_name(p) for p in to_grade} | {r.label for r in refused}
+        unknown = sorted(set(only) - names)
+        if unknown or not only:
+            near = difflib.get_close_matches(unknown[0], names, n=3) if unknown else []
+            raise LlmsysError(
+                f"--only names no submission of {submissions}: {', '.join(unknown)}"
+                if unknown
+                else "--only names no submission",
+                f"did you mean {', '.join(near)}?"
+                if near
+                else "name them as `llmsys grade` shows them, comma-separated: --only alice,bob",
+            )
     tip = "pass a folder you may write to (it is made if missing), e.g. --out out"
     if out.exists() and not out.is_dir():
         raise LlmsysError(f"--out {out} is a file, not a folder", tip)
@@ -185,6 +203,7 @@ def grade(
             regrade=regrade,
             roster=roster,
             gpus=gpus,
+            only=frozenset(only) if only is not None else None,
             **callbacks,
         )
     except GpuRequestError as exc:

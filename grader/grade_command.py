@@ -104,6 +104,7 @@ def run(args: argparse.Namespace, root: Path, out: Console) -> int:
                 regrade=args.regrade,
                 roster=roster,
                 gpus=pool,
+                only=args.only,
                 on_start=on_start,
                 on_done=on_done,
             )
