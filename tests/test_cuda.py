@@ -1,4 +1,4 @@
-"""hw2's CUDA code where there is no GPU: it compiles, builds and fails clearly.
+"""hw2's and hw4's CUDA code where there is no GPU: it compiles, builds and fails clearly.
 
 - the reference's, the starter's and every example's kernels build with nvcc
   for the H100/H200 architecture (sm_90) the way `minitorch.cuda_runtime` builds
@@ -21,6 +21,12 @@
   was looked for when it is missing, and without a GPU says there is none (on a
   GPU host: the library loads, sees one and counts a launch);
 - importing the CUDA backend needs no GPU, and an unknown function is a clear error.
+- hw4: the reference's, the starter's and every example's fused kernels build
+  the same way (five units: hw2's three, fused.cu and fused_launch.cu), the
+  reference without a warning; fused_launch.cu reads nothing of fused.cu; the
+  library exports the fused launchers and their counters; hw4.5's functions
+  and layers pass its public tests with the launches computed by NumPy
+  stand-ins for the GPU (the reference's; a layer that skips its kernel fails).
 (That the public tests skip with their reason without a GPU is checked by
 tests/test_invariants.py, on a pip-installed copy of the starter.)
 
@@ -48,6 +54,7 @@ from tests.conftest import REPO
 
 COURSE = Course.load(REPO)
 HW2 = COURSE.get("hw2")
+HW4 = COURSE.get("hw4")
 ARCH = "sm_90"
 
 
@@ -66,6 +73,11 @@ def nvcc() -> str:
 @pytest.fixture(scope="module")
 def context() -> Context:
     return render_context(COURSE, HW2)
+
+
+@pytest.fixture(scope="module")
+def hw4_context() -> Context:
+    return render_context(COURSE, HW4)
 
 
 def runtime_of(tree: Path) -> ModuleType:
@@ -92,7 +104,7 @@ def compile_kernels(
     library = work / "lib.so"
     compiles, link = rt.commands(nvcc, [*rt.flags(ARCH), *flags], tree / "kernels", work, library)
     provided = provided or {}
-    for unit, step in zip(rt.UNITS, compiles, strict=True):
+    for unit, step in zip(rt.units(tree / "kernels"), compiles, strict=True):
         if unit in provided:
             shutil.copy(provided[unit], step[step.index("-o") + 1])
             continue
@@ -546,3 +558,218 @@ def test_hw2_5_counts_kernels_and_refuses_cpu_backends(context, backend, tmp_pat
             assert line.endswith(" passed"), line
         else:
             assert f" failed: {HOST_BACKENDS[backend][1]}" in line, line
+
+
+# ---------------------------------------------------------------------------
+# hw4: the fused kernels
+# ---------------------------------------------------------------------------
+
+#: hw4's launchers and counters, exported by the library.
+FUSED_LAUNCHERS = {
+    "attnSoftmax",
+    "attnSoftmaxBackward",
+    "layerNorm",
+    "layerNormBackward",
+    "fusedLaunchCounts",
+}
+
+
+@pytest.mark.parametrize("which", ["reference", "starter"])
+def test_hw4_kernels_compile(nvcc, hw4_context, which, tmp_path):
+    tree = write(getattr(hw4_context, which), tmp_path / which)
+    rt = runtime_of(tree)
+    assert rt.units(tree / "kernels") == (*rt.UNITS, "fused.cu", "fused_launch.cu")
+    flags = ("-Werror", "all-warnings") if which == "reference" else ()
+    library, failed = compile_kernels(nvcc, tree, *flags)
+    assert failed == ""
+    text = (tree / "kernels" / "fused.cu").read_text()
+    if which == "starter":
+        for task in ("hw4.1", "hw4.2", "hw4.3", "hw4.4"):
+            assert f"// TODO {task}:" in text
+        assert "atomicAdd(&" not in text and "expf(" not in text  # no solution left in
+    else:
+        assert "BEGIN SOLUTION" not in text and "TODO" not in text
+    exported = symbols(nvcc, library, "-D", "--defined-only")
+    assert FUSED_LAUNCHERS | {"tensorMap", "launchCounts"} <= exported
+    assert not [name for name in FUSED_LAUNCHERS if f"int {name}(" in text]
+    lib = ctypes.CDLL(str(library))
+    counts = (ctypes.c_int64 * 5)()
+    assert lib.fusedLaunchCounts(counts) == 0 and list(counts) == [0] * 5
+
+
+def test_hw4_fused_launch_reads_nothing_of_fused_cu(nvcc, hw4_context, tmp_path):
+    tree = write(hw4_context.reference, tmp_path / "reference")
+    done = subprocess.run(
+        [nvcc, f"-arch={ARCH}", "-rdc=true", "-M", str(tree / "kernels" / "fused_launch.cu")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    read = {Path(word).name for word in done.stdout.split() if str(tree) in word}
+    assert read == {"fused_launch.cu", "fused.cuh"}
+
+
+def test_hw4_every_example_compiles(nvcc, hw4_context, tmp_path):
+    specs = examples.specs(REPO, "hw4")
+    assert len(specs) >= 10
+    # Examples differ in submitted files only (fused.cu among the kernels): the
+    # starter's objects of the other units serve them all.
+    starter_tree = write(hw4_context.starter, tmp_path / "provided")
+    _, failed = compile_kernels(nvcc, starter_tree)
+    assert failed == ""
+    units = runtime_of(starter_tree).units(starter_tree / "kernels")
+    others = [unit for unit in units if unit != "fused.cu"]
+    provided = {unit: starter_tree / "build" / f"{Path(unit).stem}.o" for unit in others}
+    for name, spec in specs.items():
+        files = examples.example_files(hw4_context, name, spec)
+        assert not set(files) & {f"kernels/{unit}" for unit in others}
+        tree = write({**hw4_context.starter, **files}, tmp_path / "examples" / name)
+        library, failed = compile_kernels(nvcc, tree, provided=provided)
+        assert failed == "", f"example {name}: {failed}"
+        assert "fusedLaunchCounts" in symbols(nvcc, library, "-D", "--defined-only")
+
+
+def test_hw4_library_builds_and_needs_a_gpu(nvcc, hw4_context, tmp_path):
+    tree = write(hw4_context.reference, tmp_path / "reference")
+    done = in_tree(
+        tree,
+        "from minitorch import cuda_runtime as rt, fused_runtime as fr\n"
+        "print(rt.build().name.startswith('minitorch-cuda-'))\n"
+        "try:\n    fr.launches()\nexcept rt.CudaUnavailable as exc:\n"
+        "    print('unavailable:', exc)\nelse:\n    print('loaded', fr.launches())\n",
+        MINITORCH_BUILD_DIR=str(tmp_path / "build"),
+        MINITORCH_CUDA_ARCH=ARCH,
+    )
+    assert done.returncode == 0, done.stderr
+    built, second = done.stdout.splitlines()
+    assert built == "True"
+    if gpus.detect():
+        assert second == f"loaded {FUSED_ZERO}", done.stdout
+    else:
+        assert second.startswith("unavailable: no CUDA GPU to run on: "), done.stdout
+
+
+FUSED_ZERO = dict.fromkeys(
+    ("softmax", "softmax_backward", "layernorm", "layernorm_backward", "layernorm_params"), 0
+)
+
+#: A stand-in for hw4's launchers where there is no GPU: `minitorch.fused_runtime`
+#: computed with NumPy (float64 on the float32 arrays of FAKE_GPU), and counted.
+FAKE_FUSED = """
+import numpy as np
+from minitorch import fused_runtime as fr
+
+COUNTS = dict.fromkeys(fr.KINDS, 0)
+
+
+def attn_softmax_forward(out, scores, key_padding, batch, heads, queries, keys, causal):
+    shape = (batch, heads, queries, keys)
+    x = scores.host[: np.prod(shape)].reshape(shape).astype(np.float64)
+    masked = np.zeros(shape, bool)
+    if causal:
+        masked |= np.triu(np.ones((queries, keys), bool), 1)
+    if key_padding is not None:
+        pad = key_padding.host[: batch * keys].reshape(batch, keys)
+        masked |= (pad != 0)[:, None, None, :]
+    v = np.where(masked, -np.inf, x)
+    m = v.max(-1, keepdims=True)
+    empty = np.isneginf(m)
+    e = np.exp(v - np.where(empty, 0.0, m))
+    p = np.where(empty, 0.0, e / np.where(empty, 1.0, e.sum(-1, keepdims=True)))
+    out.host[: p.size] = p.ravel()
+    COUNTS["softmax"] += 1
+
+
+def attn_softmax_backward(grad_in, grad_out, out, rows, cols):
+    g = grad_out.host[: rows * cols].reshape(rows, cols).astype(np.float64)
+    y = out.host[: rows * cols].reshape(rows, cols).astype(np.float64)
+    grad_in.host[: rows * cols] = (y * (g - (g * y).sum(1, keepdims=True))).ravel()
+    COUNTS["softmax_backward"] += 1
+
+
+def layernorm_forward(out, mean, inv_std, x, gamma, beta, rows, width, eps):
+    h = x.host[: rows * width].reshape(rows, width).astype(np.float64)
+    mu = h.mean(1)
+    r = 1 / np.sqrt(((h - mu[:, None]) ** 2).mean(1) + eps)
+    y = (h - mu[:, None]) * r[:, None] * gamma.host[:width] + beta.host[:width]
+    out.host[: rows * width], mean.host[:rows], inv_std.host[:rows] = y.ravel(), mu, r
+    COUNTS["layernorm"] += 1
+
+
+def layernorm_backward(grad_in, grad_gamma, grad_beta, grad_out, x, gamma, mean, inv_std,
+                       rows, width):
+    dy = grad_out.host[: rows * width].reshape(rows, width).astype(np.float64)
+    h = x.host[: rows * width].reshape(rows, width).astype(np.float64)
+    mu, r = mean.host[:rows, None].astype(np.float64), inv_std.host[:rows, None].astype(np.float64)
+    xhat, hg = (h - mu) * r, dy * gamma.host[:width]
+    dx = r * (hg - hg.mean(1, keepdims=True) - xhat * (hg * xhat).mean(1, keepdims=True))
+    grad_in.host[: rows * width] = dx.ravel()
+    grad_gamma.host[:width], grad_beta.host[:width] = (dy * xhat).sum(0), dy.sum(0)
+    COUNTS["layernorm_backward"] += 1
+    COUNTS["layernorm_params"] += 1
+
+
+fr.attn_softmax_forward, fr.attn_softmax_backward = attn_softmax_forward, attn_softmax_backward
+fr.layernorm_forward, fr.layernorm_backward = layernorm_forward, layernorm_backward
+fr.launches = lambda: dict(COUNTS)
+"""
+
+FUSED_RUN = """
+import sys
+sys.path[:0] = ["tests"]
+import fake_gpu, fake_fused
+import test_fused_layers as public
+
+class Student:
+    def run(self, probe, *args):
+        return probe(*args)
+
+student = Student()
+for name, test in sorted(vars(public).items()):
+    if not name.startswith("test_"):
+        continue
+    try:
+        test(student)
+        print(name, "passed")
+    except AssertionError as exc:
+        print(name, "failed:", str(exc).strip().splitlines()[0])
+"""
+
+#: A fused attention that runs hw3's softmax instead of its kernel (added to the
+#: reference's modules_attention.py).
+UNFUSED_SOFTMAX = """
+
+def _forward(self, x, key_padding_mask=None):
+    saved, self.use_fused_kernel = self.use_fused_kernel, False
+    try:
+        return _original_forward(self, x, key_padding_mask)
+    finally:
+        self.use_fused_kernel = saved
+
+
+_original_forward = MultiHeadAttention.forward
+MultiHeadAttention.forward_fused = _forward
+"""
+
+
+@pytest.mark.parametrize("variant", ["reference", "unfused-softmax"])
+def test_hw4_5_layers_with_numpy_launchers(hw4_context, variant, tmp_path):
+    """hw4.5's public tests on the reference's functions and layers, with the
+    launches (hw2's and hw4's) computed by NumPy: all pass; an attention whose
+    "fused" path runs hw3's softmax fails, its kernel never launched."""
+    tree = write(hw4_context.reference, tmp_path / variant)
+    (tree / "tests" / "fake_gpu.py").write_text(FAKE_GPU)
+    (tree / "tests" / "fake_fused.py").write_text(FAKE_FUSED)
+    if variant != "reference":
+        module = tree / "minitorch" / "modules_attention.py"
+        module.write_text(module.read_text() + UNFUSED_SOFTMAX)
+    done = in_tree(tree, FUSED_RUN)
+    assert done.returncode == 0, done.stderr
+    results = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert len(results) == 5, done.stdout
+    if variant == "reference":
+        assert set(results.values()) == {"passed"}, done.stdout
+        return
+    for name in ("test_attn_softmax_function", "test_layernorm_function"):
+        assert results[name] == "passed", done.stdout
+    for name in ("test_fused_attention_causal", "test_fused_transformer_layer"):
+        assert results[name].startswith("failed: "), done.stdout
+        assert "launches of the softmax kernel, expected 1" in results[name], done.stdout

@@ -6,12 +6,17 @@ time it is needed, and loads it with ctypes:
 - `kernels/combine.cu`: your kernels (tasks hw2.1-hw2.4);
 - `kernels/launch.cu`: the host functions that launch them (provided), which
   also count every launch (`launches()`);
-- `kernels/runtime.cu`: GPU memory helpers (provided).
+- `kernels/runtime.cu`: GPU memory helpers (provided);
+
+and, from hw4 on (where `kernels/fused_launch.cu` is), two more: `kernels/fused.cu`
+(the fused kernels) and `kernels/fused_launch.cu` (their launchers, provided;
+`minitorch.fused_runtime` calls them).
 
 nvcc compiles each file on its own, with relocatable device code
 (`nvcc -rdc=true -c`), and links the three objects (device link included) into
 the library; `kernels/kernels.cuh`, which combine.cu and launch.cu include,
-declares the kernels they share. So no macro or function of combine.cu can
+declares the kernels they share (`kernels/fused.cuh` those of fused.cu and
+fused_launch.cu). So no macro or function of combine.cu (or fused.cu) can
 change how its kernels are launched. The build is cached by the hash of the
 sources and the compiler flags, so editing a kernel rebuilds it and nothing
 else does. Where it goes: `$MINITORCH_BUILD_DIR`, or a folder of your own in
@@ -64,6 +69,9 @@ KERNELS = Path(__file__).resolve().parent.parent / "kernels"
 UNITS = ("combine.cu", "launch.cu", "runtime.cu")
 #: Every file a build reads (and hashes): the units and the header they share.
 SOURCES = (*UNITS, "kernels.cuh")
+#: hw4's units and header, built in where the provided `fused_launch.cu` is.
+FUSED_UNITS = ("fused.cu", "fused_launch.cu")
+FUSED_SOURCES = (*FUSED_UNITS, "fused.cuh")
 #: Names the way the library is built: a build of another recipe is never reused.
 RECIPE = "units-rdc-1"
 #: The kernels `launches()` counts, in the order of launch.cu's launchCounts.
@@ -135,16 +143,33 @@ def flags(arch: str | None = None) -> list[str]:
     ]
 
 
+def fused(sources: Path = KERNELS) -> bool:
+    """Whether a build from `sources` includes hw4's fused kernels (their provided
+    launchers are there)."""
+    return (sources / "fused_launch.cu").is_file()
+
+
+def units(sources: Path = KERNELS) -> tuple[str, ...]:
+    """The translation units of a build from `sources`, in order."""
+    return (*UNITS, *FUSED_UNITS) if fused(sources) else UNITS
+
+
+def source_files(sources: Path = KERNELS) -> tuple[str, ...]:
+    """Every file a build from `sources` reads: its units and their headers."""
+    return (*SOURCES, *FUSED_SOURCES) if fused(sources) else SOURCES
+
+
 def commands(
     compiler: str, nvcc_flags: Sequence[str], sources: Path, work: Path, target: Path
 ) -> tuple[list[list[str]], list[str]]:
     """The nvcc commands of a build: one compilation per unit of `sources` (each
     names its own file only, its object in `work`), and the link of the objects
     into `target` (device link included; an undefined symbol is an error)."""
-    objects = [work / f"{Path(unit).stem}.o" for unit in UNITS]
+    built = units(sources)
+    objects = [work / f"{Path(unit).stem}.o" for unit in built]
     compiles = [
         [compiler, *nvcc_flags, "-c", str(sources / unit), "-o", str(obj)]
-        for unit, obj in zip(UNITS, objects, strict=True)
+        for unit, obj in zip(built, objects, strict=True)
     ]
     link = [
         compiler,
@@ -168,10 +193,11 @@ def build(out_dir: Path | None = None, arch: str | None = None, sources: Path = 
     compiler = nvcc()
     nvcc_flags = flags(arch)
     digest = hashlib.sha256("\0".join([RECIPE, compiler, *nvcc_flags]).encode())
-    for name in SOURCES:
+    files = source_files(sources)
+    for name in files:
         path = sources / name
         if not path.is_file():
-            raise CudaError(f"{path} is missing: the library is built from {', '.join(SOURCES)}")
+            raise CudaError(f"{path} is missing: the library is built from {', '.join(files)}")
         digest.update(f"\0{name}\0{path.stat().st_size}\0".encode())
         digest.update(path.read_bytes())
     out_dir = out_dir or _build_dir()
@@ -187,9 +213,10 @@ def build(out_dir: Path | None = None, arch: str | None = None, sources: Path = 
             raise CudaError("nvcc could not build the kernels:\n" + "\n".join(errors))
         errors = _run_all([link])
         if errors:
+            hw4 = " (and fused.cu every kernel that fused.cuh declares)" if fused(sources) else ""
             raise CudaError(
                 "nvcc could not link the kernels (combine.cu must define every kernel "
-                "that kernels.cuh declares, with the same parameters, and mm_config; "
+                f"that kernels.cuh declares, with the same parameters, and mm_config{hw4}; "
                 "and nothing that launch.cu or runtime.cu defines):\n" + "\n".join(errors)
             )
         # Whole or not at all, also with builds side by side.
@@ -247,11 +274,12 @@ def library() -> ctypes.CDLL:
     return lib
 
 
-def check(status: int) -> None:
-    """CudaError with CUDA's message unless `status` is 0."""
+def check(status: int, what: str = "") -> None:
+    """CudaError with CUDA's message unless `status` is 0; `what` (e.g. the
+    kernel that ran) starts the message when given."""
     if status != 0:
         message = library().errorString(status).decode()
-        raise CudaError(f"CUDA error {status}: {message}")
+        raise CudaError(f"{what + ': ' if what else ''}CUDA error {status}: {message}")
 
 
 def synchronize() -> None:

@@ -19,6 +19,10 @@ masked key gets no weight at all, yet a row whose keys are all masked still
 gives finite numbers (-inf would give 0 / 0).
 
 Dropout (probability `p_dropout`) is applied to the attention weights `A`.
+
+With `use_fused_kernel=True` (task hw4.5, on `CudaKernelBackend`) the masked
+softmax is one kernel of hw4 (`minitorch.cuda_fused.attn_softmax`), which masks
+keys itself instead of adding `M` (see `forward_fused`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class MultiHeadAttention(Module):
         dropout: the `Dropout` of the attention weights.
         n_embd, n_head, head_size: sizes; `head_size = n_embd // n_head`.
         causal: whether query `i` sees only keys `j <= i`.
+        use_fused_kernel: whether `forward` is `forward_fused` (hw4.5).
 
     The projections are made in the order q, k, v, out from one generator
     (`rng`, see `minitorch.modules_basic`), which the dropout then uses.
@@ -64,6 +69,7 @@ class MultiHeadAttention(Module):
         bias: bool = True,
         backend: TensorBackend = FastTensorBackend,
         rng: Rng = None,
+        use_fused_kernel: bool = False,
     ) -> None:
         super().__init__()
         if n_head < 1 or n_embd % n_head != 0:
@@ -72,6 +78,7 @@ class MultiHeadAttention(Module):
         self.n_head = n_head
         self.head_size = n_embd // n_head
         self.causal = causal
+        self.use_fused_kernel = use_fused_kernel
         self.backend = backend
         gen = make_rng(rng)
         self.q_projection = Linear(n_embd, n_embd, bias, backend, gen)
@@ -119,6 +126,25 @@ class MultiHeadAttention(Module):
         """
         if x.dims != 3 or x.shape[2] != self.n_embd:
             raise ValueError(f"MultiHeadAttention({self.n_embd}, ...) got shape {x.shape}")
+        if self.use_fused_kernel:
+            return self.forward_fused(x, key_padding_mask)
         batch, seq_len, _ = x.shape
         n_head, head_size = self.n_head, self.head_size
         raise NotImplementedError("hw3.3: Multi-head attention")
+
+    def forward_fused(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """`forward` with hw4's fused softmax (task hw4.5): the same numbers (up
+        to float32), for `x` on `CudaKernelBackend`.
+
+        As `forward`, except step 3: the scaled scores `(B, n_head, T, T)` go
+        to `cuda_fused.attn_softmax(scores, key_padding_mask, causal=self.causal)`,
+        which masks the keys inside the kernel (no additive mask is built),
+        then dropout. A row whose every key is masked gets zeros there (not
+        the uniform weights of `forward`), which no causal layer meets unless
+        a sequence starts with padding.
+        """
+        if x.dims != 3 or x.shape[2] != self.n_embd:
+            raise ValueError(f"MultiHeadAttention({self.n_embd}, ...) got shape {x.shape}")
+        b, t, _ = x.shape
+        nh, hs = self.n_head, self.head_size
+        raise NotImplementedError("hw4.5: Fused kernels in the Transformer layer")

@@ -73,6 +73,8 @@ class TransformerLayer(Module):
         ln_1, ln_2: `LayerNorm1d(n_embd, ln_eps)`.
         attention: causal `MultiHeadAttention(n_embd, n_head, p_dropout, bias)`.
         ff: `FeedForward(n_embd, 4 * n_embd, p_dropout, bias)`.
+        use_fused_kernel: whether `forward` is `forward_fused` (hw4.5); the
+            attention then uses the fused softmax too.
 
     Made in the order ln_1, attention, ln_2, ff.
     """
@@ -86,19 +88,39 @@ class TransformerLayer(Module):
         bias: bool = True,
         backend: TensorBackend = FastTensorBackend,
         rng: Rng = None,
+        use_fused_kernel: bool = False,
     ) -> None:
         super().__init__()
         gen = make_rng(rng)
+        self.use_fused_kernel = use_fused_kernel
         self.ln_1 = LayerNorm1d(n_embd, ln_eps, backend)
         self.attention = MultiHeadAttention(
-            n_embd, n_head, causal=True, p_dropout=p_dropout, bias=bias, backend=backend, rng=gen
+            n_embd,
+            n_head,
+            causal=True,
+            p_dropout=p_dropout,
+            bias=bias,
+            backend=backend,
+            rng=gen,
+            use_fused_kernel=use_fused_kernel,
         )
         self.ln_2 = LayerNorm1d(n_embd, ln_eps, backend)
         self.ff = FeedForward(n_embd, 4 * n_embd, p_dropout, bias, backend, gen)
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
         """The layer applied to `x` of shape `(B, T, n_embd)`: the same shape."""
+        if self.use_fused_kernel:
+            return self.forward_fused(x, key_padding_mask)
         raise NotImplementedError("hw3.4: Transformer layer, decoder language model and AdamW")
+
+    def forward_fused(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """`forward` with hw4's fused kernels (task hw4.5), for `x` on
+        `CudaKernelBackend`: both layer norms are `cuda_fused.layernorm` with
+        the weights, bias and eps of `ln_1` and `ln_2`; the attention is fused
+        already (`use_fused_kernel` was passed on to it). The same numbers as
+        `forward`, up to float32.
+        """
+        raise NotImplementedError("hw4.5: Fused kernels in the Transformer layer")
 
 
 class DecoderLM(Module):

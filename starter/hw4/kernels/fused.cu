@@ -1,0 +1,216 @@
+// Fused CUDA kernels of a Transformer layer (assignment hw4).
+//
+// Each kernel does in one launch what hw3's layers do with many map, zip and
+// reduce kernels, reading every number of its row from GPU memory once or twice:
+//
+//   attnSoftmaxKernel          masked softmax of attention scores, per row    (hw4.1)
+//   attnSoftmaxBackwardKernel  its gradient                                   (hw4.2)
+//   layerNormKernel            LayerNorm; saves each row's mean and 1 / std   (hw4.3)
+//   layerNormBackwardKernel    the input's gradient                           (hw4.4)
+//   layerNormParamGradKernel   gamma's and beta's gradients, over all rows    (hw4.4)
+//
+// Arrays are contiguous float32 arrays in GPU memory. The host functions that
+// launch these kernels are provided in fused_launch.cu (Python calls them
+// through `minitorch/fused_runtime.py`); fused.cuh declares what the two files
+// share: the kernels' signatures and the launch shapes. This file is compiled
+// on its own: its macros and functions reach no other file.
+//
+// Build and test: see the handout (README.md).
+
+#include <math.h>
+#include <stdint.h>
+
+#include "fused.cuh"
+
+// ---------------------------------------------------------------------------
+// Block reductions (provided)
+// ---------------------------------------------------------------------------
+//
+// The blocks of the row kernels are 1-D, with a multiple of 32 threads (whole
+// warps), and every thread of a block must call these together (none may
+// have returned). `scratch` is 32 floats of shared memory; the same scratch
+// may serve any number of calls in a row.
+
+// The sum of `value` over the 32 threads of a warp, returned to each of them.
+__device__ float warpSum(float value) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
+  }
+  return value;
+}
+
+// The largest `value` of the 32 threads of a warp, returned to each of them.
+__device__ float warpMax(float value) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  }
+  return value;
+}
+
+// The sum of `value` over the block, returned to every thread: each warp sums
+// its own, lane 0 of each warp writes it to scratch, and every warp then sums
+// the warps' partial sums.
+__device__ float blockSum(float value, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  value = warpSum(value);
+  __syncthreads();  // every warp has read the scratch of an earlier call
+  if (lane == 0) scratch[warp] = value;
+  __syncthreads();  // every warp's partial sum is in scratch
+  return warpSum(lane < warps ? scratch[lane] : 0.0f);
+}
+
+// The largest `value` of the block, returned to every thread (as blockSum).
+__device__ float blockMax(float value, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  value = warpMax(value);
+  __syncthreads();  // every warp has read the scratch of an earlier call
+  if (lane == 0) scratch[warp] = value;
+  __syncthreads();  // every warp's maximum is in scratch
+  return warpMax(lane < warps ? scratch[lane] : -INFINITY);
+}
+
+// Whether `pointer` is on a 16-byte boundary (where a float4 may be loaded).
+__device__ bool aligned16(const void* pointer) {
+  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
+}
+
+// ---------------------------------------------------------------------------
+// Attention softmax
+// ---------------------------------------------------------------------------
+
+// The masked softmax of each row of attention scores (hw4.1).
+//
+// `in` holds scores of shape (batch, heads, queries, cols): row r (blockIdx.x)
+// belongs to query `r % queries` of sequence `r / (heads * queries)`. Key j
+// of a row is masked when `causal` is 1 and j > query, or when `key_padding`
+// is not nullptr and key_padding[sequence * cols + j] is not 0. Then
+//
+//   out[r, j] = exp(in[r, j] - m) / sum_k exp(in[r, k] - m)   over the keys k not masked,
+//   out[r, j] = 0                                             for a masked key j,
+//
+// with m the largest score of the row's keys that are not masked (so every
+// exponent is <= 0 and one term is 1: no overflow, no 0 / 0). A row whose
+// every key is masked is all zeros.
+//
+// One block per row, blockDim.x threads (a power of 2, 32 to ROW_THREADS,
+// the launcher picks enough for the row); thread t handles keys t,
+// t + blockDim.x, ... Plan: read the row once into `cache` (masked keys as
+// -INFINITY) keeping each thread's largest score; blockMax; then the exps
+// (back into cache) and blockSum; then write exp / sum.
+__global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,
+                                  int cols, int queries, int heads, int causal) {
+  extern __shared__ float cache[];  // the row: cols floats (given by the launcher)
+  __shared__ float scratch[32];     // for blockMax and blockSum
+  const int row = blockIdx.x;
+  if (row >= rows) return;
+  const int query = row % queries;
+  const int sequence = row / (heads * queries);
+  const float* x = in + (size_t)row * cols;
+  float* y = out + (size_t)row * cols;
+  const float* padding = key_padding == nullptr ? nullptr : key_padding + (size_t)sequence * cols;
+  // TODO hw4.1: Attention softmax, forward: not implemented yet (outputs are left untouched).
+}
+
+// The gradient of the softmax (hw4.2).
+//
+// With y = out (the softmax of a row) and g = grad_out (dL/dy of the row),
+//
+//   grad_in[r, j] = y[r, j] * (g[r, j] - sum_k g[r, k] y[r, k]).
+//
+// A masked key has y = 0, so its gradient is 0 without looking at the mask.
+// One block per row, as attnSoftmaxKernel (no dynamic shared memory). Plan:
+// each thread's part of the dot product g . y, blockSum, then the formula.
+__global__ void attnSoftmaxBackwardKernel(float* grad_in, const float* grad_out, const float* out,
+                                          int rows, int cols) {
+  __shared__ float scratch[32];  // for blockSum
+  const int row = blockIdx.x;
+  if (row >= rows) return;
+  const float* g = grad_out + (size_t)row * cols;
+  const float* y = out + (size_t)row * cols;
+  float* dx = grad_in + (size_t)row * cols;
+  // TODO hw4.2: Attention softmax, backward: not implemented yet (outputs are left untouched).
+}
+
+// ---------------------------------------------------------------------------
+// LayerNorm
+// ---------------------------------------------------------------------------
+
+// LayerNorm of each row of `in` (rows, width) (hw4.3):
+//
+//   mean[r]    = sum_j x[r, j] / width
+//   inv_std[r] = 1 / sqrt(sum_j (x[r, j] - mean[r])^2 / width + eps)
+//   out[r, j]  = (x[r, j] - mean[r]) * inv_std[r] * gamma[j] + beta[j]
+//
+// (the biased variance, divided by width, as torch.nn.functional.layer_norm).
+// One block per row, blockDim.x threads (a power of 2, 32 to ROW_THREADS).
+//
+// Read the row once for the statistics, in one pass: either Welford's update
+// or the sums of (x - p) and (x - p)^2 with a pivot p near the mean (the
+// row's first number will do): the variance is then
+// sum (x - p)^2 / width - (mean - p)^2, and a large common offset of the row
+// cancels before anything is squared. (The plain sums of x and x^2 lose
+// every digit of the variance when |mean| is much larger than the spread.)
+//
+// Vectorized loads: where `vectorized` is true (the width is a multiple of 4
+// and every array starts on a 16-byte boundary, so every row does too), load
+// and store float4s: 4 numbers per instruction, thread t handling float4s
+// t, t + blockDim.x, ... of the row. Elsewhere a float4 would start inside a
+// row or past its end: take one number at a time.
+__global__ void layerNormKernel(float* out, float* mean, float* inv_std, const float* in,
+                                const float* gamma, const float* beta, int rows, int width,
+                                float eps) {
+  __shared__ float scratch[32];  // for blockSum
+  const int row = blockIdx.x;
+  if (row >= rows) return;
+  const float* x = in + (size_t)row * width;
+  float* y = out + (size_t)row * width;
+  const bool vectorized = width % 4 == 0 && aligned16(in) && aligned16(out) && aligned16(gamma) &&
+                          aligned16(beta);
+  // TODO hw4.3: LayerNorm, forward: not implemented yet (outputs are left untouched).
+}
+
+// The gradient of LayerNorm for its input (hw4.4), from the saved statistics.
+//
+// With xhat[j] = (x[j] - mean[r]) * inv_std[r] and h[j] = grad_out[r, j] * gamma[j],
+//
+//   grad_in[r, j] = inv_std[r] * (h[j] - sum_k h[k] / width
+//                                      - xhat[j] * sum_k h[k] xhat[k] / width).
+//
+// One block per row, as layerNormKernel. Plan: the two sums (blockSum), then
+// the formula.
+__global__ void layerNormBackwardKernel(float* grad_in, const float* grad_out, const float* in,
+                                        const float* gamma, const float* mean,
+                                        const float* inv_std, int rows, int width) {
+  __shared__ float scratch[32];  // for blockSum
+  const int row = blockIdx.x;
+  if (row >= rows) return;
+  const float* x = in + (size_t)row * width;
+  const float* dy = grad_out + (size_t)row * width;
+  float* dx = grad_in + (size_t)row * width;
+  const float mu = mean[row], rstd = inv_std[row];
+  // TODO hw4.4: LayerNorm, backward: not implemented yet (outputs are left untouched).
+}
+
+// The gradients of gamma and beta (hw4.4), summed over every row:
+//
+//   grad_gamma[j] = sum_r grad_out[r, j] * xhat[r, j]      grad_beta[j] = sum_r grad_out[r, j]
+//
+// Blocks of PARAM_COLS x PARAM_ROWS threads: thread (tx, ty) of block
+// (blockIdx.x, blockIdx.y) handles column blockIdx.x * PARAM_COLS + tx (if it
+// is below width), rows blockIdx.y * PARAM_ROWS + ty, stepping by
+// gridDim.y * PARAM_ROWS (neighbouring threads read neighbouring numbers).
+// The launcher clears grad_gamma and grad_beta first; when the rows are many,
+// gridDim.y > 1 blocks share each column, so each block adds its sums in.
+// Plan: each thread's sums over its rows; the PARAM_ROWS threads of a column
+// add theirs up through shared memory (wait for every thread to write before
+// reading); one thread per column adds the block's total with atomicAdd.
+__global__ void layerNormParamGradKernel(float* grad_gamma, float* grad_beta,
+                                         const float* grad_out, const float* in,
+                                         const float* mean, const float* inv_std, int rows,
+                                         int width) {
+  __shared__ float gamma_part[PARAM_ROWS][PARAM_COLS];
+  __shared__ float beta_part[PARAM_ROWS][PARAM_COLS];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int col = blockIdx.x * PARAM_COLS + tx;
+  // TODO hw4.4: LayerNorm, backward: not implemented yet (outputs are left untouched).
+}

@@ -1,0 +1,135 @@
+// The host functions that Python calls to launch the fused kernels (provided,
+// not graded).
+//
+// Python calls these through ctypes (minitorch/fused_runtime.py). Each takes
+// GPU pointers and sizes, picks the launch shape, launches its kernels of
+// fused.cu with cudaLaunchKernel and returns the CUDA error code (0 when all
+// went well). Like launch.cu of hw2, this file is compiled on its own, without
+// fused.cu: it sees only the declarations of fused.cuh, so nothing of fused.cu
+// can change how its kernels are launched; and it counts every successful
+// launch of each kernel (fusedLaunchCounts), which hw4's tests read to check
+// that the GPU ran the kernel.
+//
+// Launch shapes. A row kernel gets one block per row and, for a row of `items`
+// items, the smallest power of 2 of threads from 32 up to ROW_THREADS that is
+// at least `items` (rows longer than ROW_THREADS items take several per
+// thread):
+//   - the attention softmax and its gradient: items = cols;
+//   - LayerNorm and its input's gradient: items = width / 4 when the width is
+//     a multiple of 4 (a float4 per thread), else width.
+// The softmax gets cols floats of dynamic shared memory (a row); the gradients
+// of gamma and beta get blocks of PARAM_COLS x PARAM_ROWS threads, a column of
+// blocks per PARAM_COLS columns and one row of blocks per PARAM_ROWS_PER_BLOCK
+// rows (at most 1024 rows of blocks).
+
+#include <stdint.h>
+
+#include "fused.cuh"
+
+namespace {
+
+// Successful launches of each kernel in this process, in the order of
+// fusedLaunchCounts. Only the functions of this file change them.
+enum Kind { SOFTMAX, SOFTMAX_BACKWARD, LAYERNORM, LAYERNORM_BACKWARD, LAYERNORM_PARAMS, KINDS };
+int64_t launches[KINDS] = {0, 0, 0, 0, 0};
+
+// Launch `kernel` (a __global__ function) on the default stream and count the
+// launch if it succeeded.
+cudaError_t launch(Kind kind, const void* kernel, dim3 blocks, dim3 threads, size_t shared,
+                   void** args) {
+  cudaError_t status = cudaLaunchKernel(kernel, blocks, threads, args, shared, nullptr);
+  cudaError_t last = cudaGetLastError();
+  if (status == cudaSuccess) status = last;
+  if (status == cudaSuccess) ++launches[kind];
+  return status;
+}
+
+// Threads of a block for a row of `items` items (see the top of this file).
+int row_threads(int items) {
+  int threads = 32;
+  while (threads < ROW_THREADS && threads < items) threads *= 2;
+  return threads;
+}
+
+// Items of a LayerNorm row: float4s when the width allows them.
+int layer_norm_items(int width) { return width % 4 == 0 ? width / 4 : width; }
+
+// rows = a * b * c, or -1 when it does not fit an int.
+int product(int a, int b, int c) {
+  int64_t n = (int64_t)a * b * c;
+  return n > INT32_MAX ? -1 : (int)n;
+}
+
+}  // namespace
+
+extern "C" {
+
+// The masked softmax of scores (batch, heads, queries, cols) into out (same
+// shape); key_padding: nullptr or (batch, cols), nonzero at padding keys;
+// causal: 1 to mask key j > query i.
+int attnSoftmax(float* out, const float* in, const float* key_padding, int batch, int heads,
+                int queries, int cols, int causal) {
+  if (batch < 0 || heads < 0 || queries < 0 || cols < 0 || cols > SOFTMAX_MAX_COLS) {
+    return cudaErrorInvalidValue;
+  }
+  int rows = product(batch, heads, queries);
+  if (rows < 0) return cudaErrorInvalidValue;
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  causal = causal ? 1 : 0;
+  void* args[] = {&out, &in, &key_padding, &rows, &cols, &queries, &heads, &causal};
+  return launch(SOFTMAX, (const void*)attnSoftmaxKernel, rows, row_threads(cols),
+                cols * sizeof(float), args);
+}
+
+// grad_in = the softmax's gradient, from grad_out and out, each (rows, cols).
+int attnSoftmaxBackward(float* grad_in, const float* grad_out, const float* out, int rows,
+                        int cols) {
+  if (rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  void* args[] = {&grad_in, &grad_out, &out, &rows, &cols};
+  return launch(SOFTMAX_BACKWARD, (const void*)attnSoftmaxBackwardKernel, rows,
+                row_threads(cols), 0, args);
+}
+
+// LayerNorm of in (rows, width) into out; mean and inv_std (rows) saved.
+int layerNorm(float* out, float* mean, float* inv_std, const float* in, const float* gamma,
+              const float* beta, int rows, int width, float eps) {
+  if (rows < 0 || width < 0) return cudaErrorInvalidValue;
+  if (rows == 0 || width == 0) return cudaSuccess;
+  void* args[] = {&out, &mean, &inv_std, &in, &gamma, &beta, &rows, &width, &eps};
+  return launch(LAYERNORM, (const void*)layerNormKernel, rows,
+                row_threads(layer_norm_items(width)), 0, args);
+}
+
+// LayerNorm's gradients: grad_in (rows, width), grad_gamma and grad_beta (width),
+// from grad_out and the forward's input and saved mean and inv_std.
+int layerNormBackward(float* grad_in, float* grad_gamma, float* grad_beta, const float* grad_out,
+                      const float* in, const float* gamma, const float* mean,
+                      const float* inv_std, int rows, int width) {
+  if (rows < 0 || width < 0) return cudaErrorInvalidValue;
+  if (width == 0) return cudaSuccess;
+  // The kernel adds every block's sums into the gradients of gamma and beta.
+  cudaError_t status = cudaMemsetAsync(grad_gamma, 0, width * sizeof(float), nullptr);
+  if (status == cudaSuccess) status = cudaMemsetAsync(grad_beta, 0, width * sizeof(float), nullptr);
+  if (status != cudaSuccess || rows == 0) return status;
+  void* args[] = {&grad_in, &grad_out, &in, &gamma, &mean, &inv_std, &rows, &width};
+  status = launch(LAYERNORM_BACKWARD, (const void*)layerNormBackwardKernel, rows,
+                  row_threads(layer_norm_items(width)), 0, args);
+  if (status != cudaSuccess) return status;
+  int row_blocks = (rows + PARAM_ROWS_PER_BLOCK - 1) / PARAM_ROWS_PER_BLOCK;
+  dim3 blocks((width + PARAM_COLS - 1) / PARAM_COLS, row_blocks < 1024 ? row_blocks : 1024);
+  dim3 threads(PARAM_COLS, PARAM_ROWS);
+  void* param_args[] = {&grad_gamma, &grad_beta, &grad_out, &in, &mean, &inv_std, &rows, &width};
+  return launch(LAYERNORM_PARAMS, (const void*)layerNormParamGradKernel, blocks, threads, 0,
+                param_args);
+}
+
+// counts[0..4] = the successful launches so far of attnSoftmaxKernel,
+// attnSoftmaxBackwardKernel, layerNormKernel, layerNormBackwardKernel and
+// layerNormParamGradKernel, in this process.
+int fusedLaunchCounts(int64_t* counts) {
+  for (int k = 0; k < KINDS; ++k) counts[k] = launches[k];
+  return cudaSuccess;
+}
+
+}  // extern "C"

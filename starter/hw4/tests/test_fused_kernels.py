@@ -1,0 +1,266 @@
+"""Public tests of tasks hw4.1-hw4.4: the fused kernels of kernels/fused.cu.
+
+Each test runs one launcher of `minitorch.fused_runtime` on your kernels (the
+probe `probe_kernel` of fused_cases.py) and compares the outputs with a float64
+NumPy model of the kernel (fused_cases.py), computed from the same float32
+inputs. A result passes when |got - expected| <= atol + rtol * |expected|
+everywhere; the tolerances are below (they allow for float32 arithmetic).
+
+- hw4.1 softmax: rows of every block size the launcher picks (the shortest and
+  the longest row of each: 1 and 32 keys, 33 and 64, ... 513 and 1024, then
+  1025 and 4096); causal masks, key padding masks and both; rows whose every
+  key is masked (all zeros); scores of magnitude 10^4 (exp overflows unless
+  the row's maximum is subtracted). rtol 1e-5, atol 1e-6.
+- hw4.2 softmax gradient: rows of every block size; rows with masked keys and
+  rows all masked (their output is 0, so is their gradient); many short rows.
+  rtol 1e-4, atol 1e-6.
+- hw4.3 LayerNorm: widths of every block size, multiples of 4 (float4 loads)
+  and not (one number at a time), from 1 to 8192; rows with a mean of 10^4
+  and a spread of 1 (rtol 1e-3, atol 2e-3: the inputs themselves are only
+  that precise in float32); constant rows (variance 0); many rows. Else rtol
+  1e-4, atol 1e-5 (mean: atol 1e-5; inv_std: rtol 1e-4).
+- hw4.4 LayerNorm gradients: the same widths; 65 to 70,000 rows (the
+  gradients of gamma and beta add up blocks of rows). rtol 1e-4, atol 1e-4
+  (times sqrt(rows) for gamma and beta).
+
+Every output is also checked for writes past its end, and the launcher must
+have counted a launch of the kernel. A kernel that writes nothing (the
+starter) fails with NotImplementedError naming its task. A CUDA error (a
+misaligned float4 load, an access out of bounds) is a CudaError naming the
+kernel; after one, the GPU refuses every later call of the same process, so
+later tests of one `pytest` run may fail too: fix the first.
+
+All tests need a CUDA GPU (they are skipped, saying so, without one).
+"""
+
+import numpy as np
+import pytest
+from fused_cases import (
+    BLOCK_SIZES,
+    check,
+    f32,
+    layernorm_backward_model,
+    layernorm_inputs,
+    layernorm_model,
+    right_padding,
+    run_layernorm,
+    run_layernorm_backward,
+    run_softmax,
+    run_softmax_backward,
+    softmax_backward_model,
+    softmax_model,
+)
+
+pytestmark = [pytest.mark.gpu, pytest.mark.time_limit(60)]
+
+SOFTMAX_TOL = {"rtol": 1e-5, "atol": 1e-6}
+SOFTMAX_BACKWARD_TOL = {"rtol": 1e-4, "atol": 1e-6}
+LAYERNORM_TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+#: LayerNorm widths per block size of the launcher: the width's items are
+#: width / 4 float4s when the width is a multiple of 4, else width numbers.
+LAYERNORM_WIDTHS = {
+    "32": (1, 2, 3, 4, 5, 31, 32, 128),
+    "64": (33, 63, 132, 256),
+    "128": (65, 127, 260, 512),
+    "256": (129, 255, 516, 1024),
+    "512": (257, 511, 1028, 2048),
+    "1024": (513, 1023, 2052, 4096),
+    "longer": (1025, 4095, 4100, 8191, 8192),
+}
+
+
+# ---------------------------------------------------------------------------
+# hw4.1 attention softmax, forward
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.task("hw4.1")
+@pytest.mark.parametrize("block", sorted(BLOCK_SIZES))
+def test_softmax_every_block_size(student, block):
+    for keys in BLOCK_SIZES[block]:
+        scores = np.random.default_rng(keys).uniform(-5, 5, size=(2, 1, 3, keys))
+        got = run_softmax(student, scores)
+        check(got, softmax_model(scores), f"softmax of rows of {keys}", **SOFTMAX_TOL)
+
+
+@pytest.mark.task("hw4.1")
+def test_softmax_causal(student):
+    for t in (1, 5, 64, 200):
+        scores = np.random.default_rng(t).normal(size=(2, 3, t, t))
+        got = run_softmax(student, scores, causal=True)
+        check(got, softmax_model(scores, causal=True), f"causal, {t} tokens", **SOFTMAX_TOL)
+
+
+@pytest.mark.task("hw4.1")
+def test_softmax_key_padding(student):
+    rng = np.random.default_rng(1)
+    for batch, queries, keys in ((3, 7, 7), (4, 2, 300), (2, 33, 1500)):
+        scores, pad = rng.normal(size=(batch, 2, queries, keys)), right_padding(rng, batch, keys)
+        got = run_softmax(student, scores, pad)
+        check(got, softmax_model(scores, pad), f"padding, {keys} keys", **SOFTMAX_TOL)
+
+
+@pytest.mark.task("hw4.1")
+def test_softmax_causal_and_padding(student):
+    rng = np.random.default_rng(2)
+    for batch, t in ((3, 9), (2, 130)):
+        scores, pad = rng.normal(size=(batch, 4, t, t)), right_padding(rng, batch, t)
+        got = run_softmax(student, scores, pad, causal=True)
+        check(got, softmax_model(scores, pad, True), f"causal and padding, {t}", **SOFTMAX_TOL)
+
+
+@pytest.mark.task("hw4.1")
+def test_softmax_fully_masked_rows_are_zero(student):
+    rng = np.random.default_rng(3)
+    t = 40
+    scores = rng.normal(size=(3, 2, t, t))
+    pad = np.zeros((3, t))
+    pad[0, :5] = 1.0  # left padding: with a causal mask, queries 0-4 see no key
+    pad[1, :] = 1.0  # a sequence all padding: every row masked
+    got = run_softmax(student, scores, pad, causal=True)
+    expected = softmax_model(scores, pad, True)
+    assert not expected[0, :, :5].any() and not expected[1].any()
+    check(got, expected, "rows whose every key is masked", **SOFTMAX_TOL)
+
+
+@pytest.mark.task("hw4.1")
+def test_softmax_large_magnitudes(student):
+    rng = np.random.default_rng(4)
+    for offset in (0.0, 3e4, -3e4):
+        scores = offset + 1e4 * rng.uniform(-1, 1, size=(2, 2, 5, 700))
+        got = run_softmax(student, scores)
+        assert np.isfinite(got).all(), f"scores around {offset:g}: not every output is finite"
+        check(got, softmax_model(scores), f"scores of 10^4 around {offset:g}", **SOFTMAX_TOL)
+
+
+# ---------------------------------------------------------------------------
+# hw4.2 attention softmax, backward
+# ---------------------------------------------------------------------------
+
+
+def softmax_rows(seed, rows, cols, masked_fraction=0.0):
+    """(grad_out, out): out a float32 softmax of random rows, some keys masked."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(1, 1, rows, cols))
+    pad = None
+    if masked_fraction:
+        pad = (rng.random((1, cols)) < masked_fraction).astype(np.float64)
+    out = f32(softmax_model(scores, pad)).reshape(rows, cols)
+    return rng.uniform(-1, 1, size=(rows, cols)), out
+
+
+@pytest.mark.task("hw4.2")
+@pytest.mark.parametrize("block", sorted(BLOCK_SIZES))
+def test_softmax_backward_every_block_size(student, block):
+    for cols in BLOCK_SIZES[block]:
+        grad_out, out = softmax_rows(cols, 6, cols)
+        got = run_softmax_backward(student, grad_out, out)
+        expected = softmax_backward_model(grad_out, out)
+        check(got, expected, f"gradient, rows of {cols}", **SOFTMAX_BACKWARD_TOL)
+
+
+@pytest.mark.task("hw4.2")
+def test_softmax_backward_masked_keys(student):
+    grad_out, out = softmax_rows(5, 8, 100, masked_fraction=0.3)
+    out[3] = 0.0  # a row whose every key was masked
+    got = run_softmax_backward(student, grad_out, out)
+    expected = softmax_backward_model(grad_out, out)
+    assert not expected[3].any() and not expected[out == 0].any()
+    check(got, expected, "gradient with masked keys", **SOFTMAX_BACKWARD_TOL)
+
+
+@pytest.mark.task("hw4.2")
+def test_softmax_backward_many_rows(student):
+    grad_out, out = softmax_rows(6, 5000, 77)
+    got = run_softmax_backward(student, grad_out, out)
+    check(got, softmax_backward_model(grad_out, out), "5000 rows of 77", **SOFTMAX_BACKWARD_TOL)
+
+
+# ---------------------------------------------------------------------------
+# hw4.3 LayerNorm, forward
+# ---------------------------------------------------------------------------
+
+
+def check_layernorm(got, expected, what, tol=LAYERNORM_TOL, mean_rtol=1e-5, std_rtol=1e-4):
+    (out, mean, inv_std), (want_out, want_mean, want_inv_std) = got, expected
+    check(out, want_out, f"{what}: out", **tol)
+    check(mean, want_mean, f"{what}: mean", rtol=mean_rtol, atol=1e-5)
+    check(inv_std, want_inv_std, f"{what}: inv_std", rtol=std_rtol, atol=0.0)
+
+
+@pytest.mark.task("hw4.3")
+@pytest.mark.parametrize("block", sorted(LAYERNORM_WIDTHS))
+def test_layernorm_every_block_size(student, block):
+    for width in LAYERNORM_WIDTHS[block]:
+        x, gamma, beta = layernorm_inputs(width, 3, width, offset=0.5, spread=2.0)
+        got = run_layernorm(student, x, gamma, beta)
+        check_layernorm(got, layernorm_model(x, gamma, beta, 1e-5), f"width {width}")
+
+
+@pytest.mark.task("hw4.3")
+def test_layernorm_large_mean(student):
+    for width in (768, 1001):
+        x, gamma, beta = layernorm_inputs(width, 4, width, offset=1e4, spread=1.0)
+        got = run_layernorm(student, x, gamma, beta)
+        check_layernorm(
+            got,
+            layernorm_model(x, gamma, beta, 1e-5),
+            f"rows of mean 10^4, width {width}",
+            tol={"rtol": 1e-3, "atol": 2e-3},
+            mean_rtol=1e-6,
+            std_rtol=1e-3,
+        )
+
+
+@pytest.mark.task("hw4.3")
+def test_layernorm_constant_rows(student):
+    x, gamma, beta = layernorm_inputs(7, 4, 64)
+    x[:] = np.array([[0.0], [2.5], [-1.0], [1e3]])
+    for eps in (1e-5, 0.1):
+        got = run_layernorm(student, x, gamma, beta, eps)
+        check_layernorm(got, layernorm_model(x, gamma, beta, eps), f"constant rows, eps {eps}")
+
+
+@pytest.mark.task("hw4.3")
+def test_layernorm_many_rows(student):
+    x, gamma, beta = layernorm_inputs(8, 3000, 96)
+    got = run_layernorm(student, x, gamma, beta)
+    check_layernorm(got, layernorm_model(x, gamma, beta, 1e-5), "3000 rows of 96")
+
+
+# ---------------------------------------------------------------------------
+# hw4.4 LayerNorm, backward
+# ---------------------------------------------------------------------------
+
+
+def check_layernorm_backward(student, seed, rows, width, offset=0.0):
+    x, gamma, _ = layernorm_inputs(seed, rows, width, offset=offset)
+    _, mean, inv_std = layernorm_model(x, gamma, 0.0 * gamma, 1e-5)
+    mean, inv_std = f32(mean), f32(inv_std)
+    grad_out = np.random.default_rng(seed + 1).uniform(-1, 1, size=(rows, width))
+    got = run_layernorm_backward(student, grad_out, x, gamma, mean, inv_std)
+    expected = layernorm_backward_model(grad_out, x, gamma, mean, inv_std)
+    what = f"{rows} rows of {width}"
+    check(got[0], expected[0], f"{what}: grad_in", rtol=1e-4, atol=1e-4)
+    atol = 1e-4 * max(1.0, np.sqrt(rows))
+    check(got[1], expected[1], f"{what}: grad_gamma", rtol=1e-4, atol=atol)
+    check(got[2], expected[2], f"{what}: grad_beta", rtol=1e-4, atol=atol)
+
+
+@pytest.mark.task("hw4.4")
+@pytest.mark.parametrize("block", sorted(LAYERNORM_WIDTHS))
+def test_layernorm_backward_every_block_size(student, block):
+    for width in LAYERNORM_WIDTHS[block]:
+        check_layernorm_backward(student, width, 3, width)
+
+
+@pytest.mark.task("hw4.4")
+@pytest.mark.parametrize(("rows", "width"), [(65, 40), (1000, 256), (70_000, 33)])
+def test_layernorm_backward_many_rows(student, rows, width):
+    check_layernorm_backward(student, rows, rows, width)
+
+
+@pytest.mark.task("hw4.4")
+def test_layernorm_backward_large_mean(student):
+    check_layernorm_backward(student, 9, 50, 520, offset=1e4)

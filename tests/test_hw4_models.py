@@ -1,0 +1,177 @@
+"""hw4's kernel tests where there is no GPU: their tolerances, and the examples' counts.
+
+hw4.1-hw4.4's public and hidden tests (not the timing checks) run here against a
+float32 NumPy emulation of the reference kernels' algorithms (the masked softmax
+with the row's maximum subtracted; LayerNorm's one-pass sums about a pivot; the
+gradients' sums), standing in for the probe's launch:
+
+- the reference's algorithm passes every test: the tolerances leave room for
+  float32 arithmetic;
+- each example of examples/expected.toml whose bug gives wrong numbers every run
+  (not a race) fails exactly as many of these tests as its `failing` says, less
+  the timing checks it fails (each one's `why` says which). These counts are
+  what its expected score is derived from on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader.manifest import tomllib
+from tests.conftest import REPO
+
+HW4 = REPO / "assignments" / "hw4"
+EXPECTED = tomllib.loads((REPO / "examples" / "expected.toml").read_text())["hw4"]
+F = np.float32
+
+#: Example -> (the emulated bug, the timing checks it fails).
+EXAMPLES = {
+    "reference": ("", 0),
+    "softmax-max-not-subtracted": ("max-not-subtracted", 0),
+    "softmax-causal-off-by-one": ("causal-off-by-one", 1),
+    "softmax-padding-mask-ignored": ("padding-ignored", 0),
+    "layernorm-float4-past-row-end": ("float4-past-row-end", 0),
+    "layernorm-unbiased-variance": ("unbiased-variance", 0),
+    "layernorm-dgamma-not-reduced": ("dgamma-not-reduced", 1),
+}
+
+
+class Wrong(AssertionError):
+    """The emulated kernel's output is wrong in a way not worth computing."""
+
+
+def softmax(bug: str, a: dict[str, Any], s: dict[str, Any]) -> dict[str, np.ndarray]:
+    shape = (s["batch"], s["heads"], s["queries"], s["keys"])
+    x = np.asarray(a["scores"], F).reshape(shape)
+    masked = np.zeros(shape, bool)
+    if s["causal"]:
+        masked |= np.triu(np.ones(shape[2:], bool), 0 if bug == "causal-off-by-one" else 1)
+    if a["key_padding"] is not None and bug != "padding-ignored":
+        masked |= (np.asarray(a["key_padding"]) != 0)[:, None, None, :]
+    v = np.where(masked, F(-np.inf), x)
+    row_max = v.max(-1, keepdims=True)
+    with np.errstate(all="ignore"):
+        e = np.exp(v - (F(0) if bug == "max-not-subtracted" else row_max)).astype(F)
+        out = e * (F(1) / e.sum(-1, keepdims=True, dtype=F))
+    return {"out": np.where(np.isneginf(row_max), F(0), out).ravel().astype(float)}
+
+
+def softmax_backward(bug: str, a: dict[str, Any], s: dict[str, Any]) -> dict[str, np.ndarray]:
+    g, y = np.asarray(a["grad_out"], F), np.asarray(a["out"], F)
+    dot = (g * y).sum(-1, keepdims=True, dtype=F)
+    return {"grad_in": (y * (g - dot)).ravel().astype(float)}
+
+
+def layernorm(bug: str, a: dict[str, Any], s: dict[str, Any]) -> dict[str, np.ndarray]:
+    rows, width = s["rows"], s["width"]
+    if bug == "float4-past-row-end" and width % 4:
+        raise Wrong("row 0 reads the next row's numbers into its statistics")
+    x = np.asarray(a["x"], F).reshape(rows, width)
+    gamma, beta = np.asarray(a["gamma"], F), np.asarray(a["beta"], F)
+    d = (x - x[:, :1]).astype(F)
+    s1, s2 = d.sum(1, keepdims=True, dtype=F), (d * d).sum(1, keepdims=True, dtype=F)
+    shift = s1 / F(width)
+    with np.errstate(all="ignore"):
+        if bug == "unbiased-variance":
+            variance = np.nan_to_num((s2 - F(width) * shift * shift) / F(width - 1), nan=0.0)
+        else:
+            variance = s2 / F(width) - shift * shift
+    rstd = (F(1) / np.sqrt(np.maximum(variance, F(0)) + F(s["eps"]))).astype(F)
+    out = ((d - shift) * rstd * gamma + beta).astype(F)
+    mean = (x[:, :1] + shift).ravel()
+    return {"out": out.ravel().astype(float), "mean": mean.astype(float), "inv_std": rstd.ravel()}
+
+
+def layernorm_backward(bug: str, a: dict[str, Any], s: dict[str, Any]) -> dict[str, np.ndarray]:
+    rows, width = s["rows"], s["width"]
+    if bug == "dgamma-not-reduced" and rows > 64:
+        raise Wrong("only one block's sums reach grad_gamma and grad_beta")
+    x = np.asarray(a["x"], F).reshape(rows, width)
+    dy = np.asarray(a["grad_out"], F).reshape(rows, width)
+    gamma = np.asarray(a["gamma"], F)
+    mean, rstd = np.asarray(a["mean"], F)[:, None], np.asarray(a["inv_std"], F)[:, None]
+    xhat, h = ((x - mean) * rstd).astype(F), (dy * gamma).astype(F)
+    m1 = h.sum(1, keepdims=True, dtype=F) / F(width)
+    m2 = (h * xhat).sum(1, keepdims=True, dtype=F) / F(width)
+    return {
+        "grad_in": (rstd * (h - m1 - xhat * m2)).ravel().astype(float),
+        "grad_gamma": (dy * xhat).sum(0, dtype=F).astype(float),
+        "grad_beta": dy.sum(0, dtype=F).astype(float),
+    }
+
+
+KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
+    "softmax": softmax,
+    "softmax_backward": softmax_backward,
+    "layernorm": layernorm,
+    "layernorm_backward": layernorm_backward,
+}
+
+
+class Emulated:
+    """A `student` fixture whose probe launches are the emulation above."""
+
+    def __init__(self, bug: str) -> None:
+        self.bug = bug
+
+    def run(self, probe: Any, kind: str, arrays: dict[str, Any], sizes: dict[str, Any]) -> Any:
+        return KERNELS[kind](self.bug, arrays, sizes)
+
+
+@pytest.fixture(scope="module")
+def kernel_tests() -> list[tuple[str, Callable[..., None], dict[str, Any]]]:
+    """(name, function, arguments) of every kernel test of hw4, public and hidden,
+    without the timing checks and hw4.5's (which take other probes)."""
+    sys.path[:0] = [str(HW4 / "tests"), str(HW4 / "hidden")]
+    try:
+        import test_fused_hidden as hidden
+        import test_fused_kernels as public
+    finally:
+        del sys.path[:2]
+    found = []
+    for module in (public, hidden):
+        for name, test in inspect.getmembers(module, inspect.isfunction):
+            params = inspect.signature(test).parameters
+            if not name.startswith("test_") or test.__module__ != module.__name__:
+                continue
+            if "timing" in params or "reference" in params:
+                continue
+            cases: list[dict[str, Any]] = [{}]
+            for mark in getattr(test, "pytestmark", []):
+                if mark.name == "parametrize":
+                    names, values = mark.args
+                    names = names.split(",") if isinstance(names, str) else names
+                    names = [n.strip() for n in names]
+                    cases = [
+                        dict(zip(names, v if len(names) > 1 else (v,), strict=True)) for v in values
+                    ]
+            found += [(f"{module.__name__}::{name}{case or ''}", test, case) for case in cases]
+    return found
+
+
+def failures(tests: list[tuple[str, Callable[..., None], dict[str, Any]]], bug: str) -> list[str]:
+    student, failed = Emulated(bug), []
+    for name, test, case in tests:
+        try:
+            test(student, **case)
+        except AssertionError:
+            failed.append(name)
+    return failed
+
+
+def test_every_kernel_test_is_emulated(kernel_tests):
+    # hw4.1-hw4.4: 42 public tests and 37 hidden ones (the timing checks aside).
+    assert len(kernel_tests) == 79
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_examples_fail_their_counted_tests(kernel_tests, example):
+    bug, timing_failures = EXAMPLES[example]
+    failed = failures(kernel_tests, bug)
+    assert len(failed) + timing_failures == EXPECTED[example]["failing"], failed
