@@ -4,11 +4,12 @@ Layers, lower first; a module imports only from its own layer or lower ones
 (`tests/test_structure.py` checks it):
 
 1. errors, schema, files, interrupts, gpus, cgroups, seccomp, sandbox, uids, wire
-2. manifest, markers, records, results, intake, worker, workers
-3. starter, context, plugin, testrun, runner, timing, hypothesis_inputs, scoring
+2. manifest, markers, records, results, intake, worker, workers, canvas_archive
+3. starter, context, plugin, testrun, runner, timing, hypothesis_inputs, scoring, late
 4. backend (the protocol), workspace, harness, verify, examples, scaffold
-5. rerun, grade, reports.*, backends.* (local, docker, image)
-6. batch, commands
+5. rerun, grade, reports.*, backends.* (local, docker, image, slurm, slurm_job),
+   canvas_api, audit
+6. batch, commands, gradescope_package, canvas_upload
 7. grade_command, cli
 
 A submission's way through: `batch` takes each submission in once (`intake`),

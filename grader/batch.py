@@ -75,16 +75,24 @@ def grade_batch(
     on_done: Callable[[results.SubmissionResult, bool], None] = lambda r, reused: None,
     gpus: GpuPool | None = None,
     only: frozenset[str] | None = None,
+    adjust: Callable[[results.SubmissionResult], results.SubmissionResult] | None = None,
 ) -> BatchResult:
     """Grade `submissions` into `out`, reusing finished results unless `regrade`.
 
     `gpus`: the devices to hand out, `limits.gpus` to each submission while it is
     graded (GpuRequestError at once if that many can never be given). `only`: the
     names of the submissions to grade (a regrade request); every other one keeps
-    its finished result, which the batch's reports still list, and is not graded."""
+    its finished result, which the batch's reports still list, and is not graded.
+    `adjust`: applied to every result, new or kept, before it is saved or reported (the
+    late policy, the notices of a Canvas archive's intake: `grader.late`); a kept
+    result that it changes is saved again."""
     a = ctx.assignment
     gpu_pool = gpus if gpus is not None else GpuPool([])
-    gpu_pool.check(a.limits.gpus)
+    # A backend that grades whole submissions on other machines, which give out their
+    # own GPUs (a cluster's nodes: grader.backends.slurm), is handed each one as is.
+    elsewhere = getattr(backend, "grade_submission", None)
+    if elsewhere is None:
+        gpu_pool.check(a.limits.gpus)
     folder = out / a.id
     folder.mkdir(parents=True, exist_ok=True)
     done: dict[str, results.SubmissionResult] = {}
@@ -116,6 +124,12 @@ def grade_batch(
             done[previous.submission] = previous
         else:
             todo.append(taken)
+    if adjust is not None:
+        for name, kept in list(done.items()):
+            done[name] = adjust(kept)
+            if done[name] != kept:
+                _save(done[name], folder, unsaved)
+        turned_away = [adjust(result) for result in turned_away]
     on_start(len(submissions), len(todo) + len(turned_away))
     for result in done.values():
         on_done(result, True)
@@ -132,6 +146,8 @@ def grade_batch(
     try:
 
         def work(taken: intake.Intake) -> results.SubmissionResult:
+            if elsewhere is not None:
+                return elsewhere(ctx, taken)
             slot = slots.get()
             try:
                 with gpu_pool.take(a.limits.gpus) as devices:
@@ -146,7 +162,7 @@ def grade_batch(
         try:
             futures = [pool.submit(work, taken) for taken in todo]
             for future in as_completed(futures):
-                result = future.result()
+                result = future.result() if adjust is None else adjust(future.result())
                 _save(result, folder, unsaved)
                 done[result.submission] = result
                 on_done(result, False)

@@ -29,7 +29,7 @@ from rich.table import Table
 from grader import __version__, commands, grade_command, schema
 from grader.errors import ExitCode, LlmsysError
 from grader.interrupts import BatchInterrupted, signal_of, signals_as_interrupts
-from grader.manifest import Assignment, find_root
+from grader.manifest import Assignment, Course, find_root
 from grader.verify import Verification
 
 if TYPE_CHECKING:
@@ -136,16 +136,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_examples)
 
-    p = sub.add_parser("grade", help="grade a folder of submissions (folders or .zip files)")
+    p = sub.add_parser(
+        "grade",
+        help="grade a folder of submissions (folders or .zip files), or Canvas's archive",
+    )
     p.add_argument("assignment", metavar="hwN")
-    p.add_argument("submissions", metavar="SUBMISSIONS", help="folder with one entry per student")
+    p.add_argument(
+        "submissions",
+        metavar="SUBMISSIONS",
+        help="folder with one entry per student, or the .zip of Canvas's Download Submissions "
+        "(with --roster)",
+    )
     p.add_argument("--out", default="out", help="output folder (default: out)")
     p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
     p.add_argument(
         "--backend",
-        choices=["local", "docker"],
+        choices=["local", "docker", "slurm"],
         default="local",
-        help="where the harness runs: on this host, or a container per submission (default: local)",
+        help="where the harness runs: on this host, in a container per submission, or in a "
+        "Slurm job per submission (default: local)",
+    )
+    p.add_argument(
+        "--slurm-workdir",
+        help="slurm: a folder the nodes can read, for the jobs' files and results "
+        "(default: $LLMSYS_SLURM_WORKDIR, else OUT/.slurm)",
     )
     p.add_argument(
         "--image", help="docker: the grading image (default: the one `llmsys image` builds)"
@@ -174,6 +188,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--roster", help="Canvas gradebook export (CSV) to match students")
     p.add_argument(
+        "--times",
+        metavar="FILE",
+        help="submission times for the late policy: CSV with login, submitted_at (ISO 8601 "
+        "with an offset), or the JSON of Canvas's Submissions API",
+    )
+    p.add_argument(
+        "--extensions",
+        metavar="CSV",
+        help="per-student extensions: CSV with login and days (added to the due date) or due",
+    )
+    p.add_argument(
+        "--ledger",
+        metavar="CSV",
+        help="the term's free late days (login, free_days, hw1, ...): late days are paid "
+        "from it first, and it is updated after the batch (a rerun charges nothing twice)",
+    )
+    p.add_argument(
         "--expect",
         metavar="TOML",
         help="expected scores ([hwN.<submission>] score = ...); exit 1 on any difference",
@@ -188,6 +219,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("after", metavar="OUT_B", help="the other grading's folder")
     p.set_defaults(run=_diff, needs_root=False)
 
+    p = sub.add_parser("canvas", help="Canvas: post a grading's scores and feedback")
+    canvas_sub = p.add_subparsers(title="actions", required=True, metavar="ACTION")
+    p = canvas_sub.add_parser(
+        "upload",
+        help="post each graded student's score and feedback comment (dry run unless --post)",
+        description="Canvas's address and token come from CANVAS_URL and CANVAS_API_TOKEN.",
+    )
+    p.add_argument("folder", metavar="OUT/hwN", help="a grading's folder, e.g. out/hw1")
+    p.add_argument("--course", metavar="ID", help="Canvas course id (default: $CANVAS_COURSE_ID)")
+    p.add_argument(
+        "--assignment-id",
+        metavar="ID",
+        help="Canvas assignment id (default: the manifest's canvas_assignment_id)",
+    )
+    p.add_argument("--roster", help="Canvas gradebook export (CSV) to match students")
+    p.add_argument("--post", action="store_true", help="post; without it nothing is changed")
+    p.set_defaults(run=_canvas_upload, needs_root=False)
+
     p = sub.add_parser(
         "image", help="build the Docker grading image offline (reused while the grader is the same)"
     )
@@ -199,6 +248,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rebuild", action="store_true", help="build even if an up-to-date one exists")
     p.set_defaults(run=_image)
+
+    p = sub.add_parser("gradescope", help="Gradescope: an autograder zip that runs this grader")
+    gradescope_sub = p.add_subparsers(title="actions", required=True, metavar="ACTION")
+    p = gradescope_sub.add_parser(
+        "package",
+        help="write hwN's Gradescope autograder zip (setup.sh, run_autograder, the grader, "
+        "the starter, reference and hidden tests)",
+    )
+    p.add_argument("assignment", metavar="hwN")
+    p.add_argument("--out", metavar="FILE.zip", help="where (default: hwN-autograder.zip)")
+    p.set_defaults(run=_gradescope_package)
     return parser
 
 
@@ -301,6 +361,23 @@ def _diff(args: argparse.Namespace, root: Path, out: Console) -> int:
     return int(ExitCode.CHECK_FAILED) if not diff.empty else 0
 
 
+def _canvas_upload(args: argparse.Namespace, root: Path, out: Console) -> int:
+    """Exit 1 when a student could not be posted (not found, or a Canvas error)."""
+    from grader import audit, canvas_api, canvas_upload
+
+    folder = Path(args.folder)
+    manifest_id = ""
+    if not args.assignment_id:
+        found = audit.load(folder)
+        assignment = next(iter(found.values())).assignment
+        course_root = Path(args.root).resolve() if args.root else find_root()
+        manifest_id = Course.load(course_root).get(assignment).canvas_assignment_id
+    where = canvas_api.settings(os.environ, args.course, args.assignment_id, manifest_id)
+    roster = Path(args.roster) if args.roster else None
+    summary = canvas_upload.upload(folder, where, post=args.post, roster=roster, say=_plain(out))
+    return 0 if summary.ok else int(ExitCode.CHECK_FAILED)
+
+
 def _image(args: argparse.Namespace, root: Path, out: Console) -> int:
     import docker
 
@@ -318,6 +395,19 @@ def _image(args: argparse.Namespace, root: Path, out: Console) -> int:
         image.build(client, root, args.base or image.DEFAULT_BASE, _plain(out), args.rebuild)
     except image.ImageError as exc:
         raise LlmsysError(str(exc)) from None
+    return 0
+
+
+def _gradescope_package(args: argparse.Namespace, root: Path, out: Console) -> int:
+    from grader import gradescope_package
+
+    path = gradescope_package.package(root, args.assignment, Path(args.out) if args.out else None)
+    out.print(
+        f"wrote {path}: upload it as the autograder of a Gradescope programming assignment "
+        "(base image Ubuntu 24.04); it holds the reference and the hidden tests, keep it "
+        "among the course staff",
+        markup=False,
+    )
     return 0
 
 

@@ -1,4 +1,9 @@
-"""The `llmsys` commands as typed functions; `grader.cli` only parses and prints."""
+"""The `llmsys` commands as typed functions; `grader.cli` only parses and prints.
+
+Why above 300 lines: `grade` checks every argument (folders, Canvas's archive, the
+roster and the late policy's files) before anything is graded, in one place beside
+the other commands; the archive's and the policy's logic live in their own modules.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from grader import results, starter
 from grader.errors import CheckFailed, LlmsysError
 from grader.gpus import GpuPool, GpuRequestError
-from grader.manifest import Course, tomllib
+from grader.manifest import Assignment, Course, tomllib
 from grader.verify import Verification, verify
 
 if TYPE_CHECKING:
@@ -125,31 +130,142 @@ def grade(
     roster: Path | None = None,
     gpus: GpuPool | None = None,
     only: Sequence[str] | None = None,
+    times: Path | None = None,
+    extensions: Path | None = None,
+    ledger: Path | None = None,
     **callbacks: Any,
 ) -> BatchResult:
-    """Grade every submission in the folder `submissions` into `out` (`only`: just
-    these, by name; the others keep their finished results).
+    """Grade every submission in the folder `submissions`, or in Canvas's "Download
+    Submissions" archive (`grader.canvas_archive`, with a `roster`), into `out`
+    (`only`: just these, by name; the others keep their finished results).
 
-    Bad arguments (the folders, the roster, a name `only` lists that is not there) are
-    LlmsysErrors before anything is graded; hidden entries of `submissions` are
-    skipped, and listed in the batch's warnings."""
-    from grader import batch, intake
-    from grader.context import render_context
+    The late policy (`grader.late`) is applied when the submissions are Canvas's
+    archive (its LATE marks) or any of `times`, `extensions`, `ledger` is given; the
+    ledger's free late days are charged once the batch is done.
+
+    Bad arguments (the folders, the roster, the CSV files, a name `only` lists that is
+    not there) are LlmsysErrors before anything is graded; hidden entries of
+    `submissions` are skipped, and listed in the batch's warnings."""
+    from grader import canvas_archive, late
     from grader.reports import canvas
 
     a = course.get(assignment_id)
-    if not submissions.is_dir():
+    archive = canvas_archive.read(submissions) if submissions.is_file() else None
+    if archive is not None:
+        canvas_archive.check_submit(a.submit)
+        if roster is None:
+            raise LlmsysError(
+                f"{submissions} is Canvas's submissions archive: it needs --roster",
+                "the archive names students by Canvas user id; pass the gradebook export "
+                "(Grades > Export) as --roster export.csv",
+            )
+    elif not submissions.is_dir():
         raise LlmsysError(
             f"{submissions} is not a folder",
-            "pass the folder that holds one folder or .zip per student",
+            "pass the folder that holds one folder or .zip per student, or the .zip of "
+            "Canvas's Download Submissions",
         )
-    try:
-        found, hidden = batch.discover(submissions), batch.hidden(submissions)
-    except OSError as exc:
-        raise LlmsysError(
-            f"cannot read {submissions}: {exc.strerror or exc}",
-            "pass a folder you may read, which holds one folder or .zip per student",
-        ) from None
+    rows = canvas.read_roster(roster) if roster is not None else None  # RosterError now
+    # Every file is read now: a bad row is an error before anything is graded.
+    when = late.read_times(times) if times is not None else {}
+    extended = late.read_extensions(extensions) if extensions is not None else {}
+    free_days = late.read_ledger(ledger) if ledger is not None else None
+    with tempfile.TemporaryDirectory(prefix=f"llmsys-canvas-{a.id}-") as staging:
+        staged: list[canvas_archive.Staged] = []
+        notes: list[str] = []
+        if archive is not None:
+            staged, notes = canvas_archive.stage(archive, rows or [], a.submit, Path(staging))
+            if not staged:
+                raise LlmsysError(
+                    f"{submissions}: no student of the archive is in the roster "
+                    f"({'; '.join(notes[:3])})",
+                    "pass the gradebook export of the archive's course as --roster",
+                )
+        found = [s.path for s in staged] if archive is not None else None
+        plan = None
+        if archive is not None or times or extensions or ledger:
+            plan = late.Plan(
+                policy=a.late,
+                due=a.due,
+                assignment_id=a.id,
+                times=when,
+                extensions=extended,
+                marked_late=frozenset(s.name for s in staged if s.marked_late),
+                keys={s.name: s.keys for s in staged} if archive is not None else _keys(rows),
+                ledger=free_days,
+            )
+        extra = {s.name: s.notices for s in staged}
+
+        def adjust(result: results.SubmissionResult) -> results.SubmissionResult:
+            kept = tuple(
+                n for n in result.notices if not n.startswith(canvas_archive.NOTICE_PREFIX)
+            )
+            notices = kept + extra.get(result.submission, ())
+            if notices != result.notices:
+                result = replace(result, notices=notices)
+            return plan.adjust(result) if plan is not None else result
+
+        done = _grade_found(
+            a,
+            course,
+            submissions,
+            found,
+            out,
+            backend,
+            jobs=jobs,
+            regrade=regrade,
+            roster=roster,
+            gpus=gpus,
+            only=only,
+            adjust=adjust if plan is not None or staged else None,
+            **callbacks,
+        )
+    if plan is not None and ledger is not None:
+        after = plan.ledger_after(done.results)
+        if after is not None:
+            late.write_ledger(ledger, after)
+    return replace(done, warnings=(*notes, *done.warnings)) if notes else done
+
+
+def _keys(rows: list[dict[str, str]] | None) -> dict[str, tuple[str, ...]]:
+    """Each roster student's ids by each of them: a submission named by any of its
+    student's ids is found in the CSV files by any other."""
+    keys: dict[str, tuple[str, ...]] = {}
+    for row in rows or []:
+        ids = tuple(row.get(c, "") for c in ("ID", "SIS User ID", "SIS Login ID"))
+        for key in ids:
+            if key:
+                keys[key.casefold()] = ids
+    return keys
+
+
+def _grade_found(
+    a: Assignment,
+    course: Course,
+    submissions: Path,
+    found: list[Path] | None,
+    out: Path,
+    backend: Backend,
+    jobs: int,
+    regrade: bool,
+    roster: Path | None,
+    gpus: GpuPool | None,
+    only: Sequence[str] | None,
+    **callbacks: Any,
+) -> BatchResult:
+    """Grade the entries of the folder `submissions` (or those `found` for it)."""
+    from grader import batch, intake
+    from grader.context import render_context
+
+    hidden: list[str] = []
+    if found is None:
+        try:
+            found, hidden = batch.discover(submissions), batch.hidden(submissions)
+        except OSError as exc:
+            raise LlmsysError(
+                f"cannot read {submissions}: {exc.strerror or exc}",
+                "pass a folder you may read, which holds one folder or .zip per student",
+            ) from None
     listed = ", ".join(hidden[:10]) + (f" and {len(hidden) - 10} more" if len(hidden) > 10 else "")
     skipped = f"skipped {listed}: hidden entries are not submissions" if hidden else ""
     if not found:
@@ -162,8 +278,6 @@ def grade(
             "--out must not be inside the submissions folder",
             "choose another output folder, e.g. --out out",
         )
-    if roster is not None:
-        canvas.read_roster(roster)  # RosterError now rather than after the grading
     if only is not None:
         to_grade, refused = intake.screen(found)
         names = {intake.submission_name(p) for p in to_grade} | {r.label for r in refused}

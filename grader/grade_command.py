@@ -1,6 +1,6 @@
 """`llmsys grade`: the grading command as a TA runs it.
 
-Chooses the backend (Docker, or the local one with a notice when student code
+Chooses the backend (Docker, Slurm, or the local one with a notice when student code
 cannot be sandboxed), shows progress per submission, prints the results table
 and warnings, and with `--expect` compares the scores with the examples' file.
 """
@@ -45,6 +45,9 @@ def run(args: argparse.Namespace, root: Path, out: Console) -> int:
             f"roster {roster} " + ("is not a file" if roster.exists() else "does not exist"),
             "export it from Canvas: Grades > Export, and pass the CSV file",
         )
+    times = _file(args.times, "--times")
+    extensions = _file(args.extensions, "--extensions")
+    ledger = _file(args.ledger, "--ledger")
     expected = commands.expected_scores(Path(args.expect), args.assignment) if args.expect else None
     course = Course.load(root)
     output = Path(args.out).resolve()
@@ -52,6 +55,8 @@ def run(args: argparse.Namespace, root: Path, out: Console) -> int:
     backend: Backend
     if args.backend == "docker":
         backend = _docker_backend(args, root, out)
+    elif args.backend == "slurm":
+        backend = _slurm_backend(args, output, out)
     else:
         local = LocalBackend(hide=[str(output)])
         if not local.confined():
@@ -105,6 +110,9 @@ def run(args: argparse.Namespace, root: Path, out: Console) -> int:
                 roster=roster,
                 gpus=pool,
                 only=args.only,
+                times=times,
+                extensions=extensions,
+                ledger=ledger,
                 on_start=on_start,
                 on_done=on_done,
             )
@@ -141,6 +149,19 @@ def run(args: argparse.Namespace, root: Path, out: Console) -> int:
     return int(ExitCode.CHECK_FAILED) if errors else 0
 
 
+def _file(name: str | None, flag: str) -> Path | None:
+    """The file a flag names; an LlmsysError when there is none."""
+    if name is None:
+        return None
+    path = Path(name)
+    if not path.is_file():
+        raise LlmsysError(
+            f"{flag} {name} " + ("is not a file" if path.exists() else "does not exist"),
+            "pass a CSV file (README: Canvas submissions and late days)",
+        )
+    return path
+
+
 def _gpu_pool(args: argparse.Namespace) -> GpuPool:
     try:
         devices = gpus.parse_devices(args.gpus) if args.gpus is not None else gpus.detect()
@@ -163,4 +184,20 @@ def _docker_backend(args: argparse.Namespace, root: Path, out: Console) -> Backe
     if backend.reaped:
         out.print(f"removed {backend.reaped} container(s) left by an interrupted batch")
     out.print(f"grading in containers of {name}")
+    return backend
+
+
+def _slurm_backend(args: argparse.Namespace, output: Path, out: Console) -> Backend:
+    from grader.backend import BackendFailure
+    from grader.backends.slurm import SlurmBackend, workdir_for
+
+    workdir = workdir_for(output, getattr(args, "slurm_workdir", None))
+    try:
+        backend = SlurmBackend(workdir, hide=[str(output)])
+    except BackendFailure as exc:
+        message, _, tip = str(exc).partition("; tip: ")
+        raise LlmsysError(message, tip) from None
+    if backend.reaped:
+        out.print(f"cancelled {backend.reaped} Slurm job(s) left by an interrupted batch")
+    out.print(f"grading in Slurm jobs; their files are in {workdir}", markup=False)
     return backend

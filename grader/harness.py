@@ -32,14 +32,13 @@ import pytest
 
 from grader.hypothesis_inputs import same_inputs_on_every_grader
 from grader.records import HarnessConfig
-from grader.runner import LOAD_ALLOWANCE, HarnessTimeLimit, Runner, test_budget
+from grader.runner import LOAD_ALLOWANCE, HarnessTimeLimit, Runner, share_clock, test_budget
 from grader.sandbox import PARENT_ENV, die_with_parent
 from grader.timing import TimingFixture
 from grader.workers import Worker, WorkerError
 
-#: The harness's timer fires this long after a test's wall-clock bound (plus a tenth of the
-#: budget): a worker call past the budget is stopped by the call's own deadline,
-#: whose clean-up (killing the worker and its uid) may take up to about 2 s.
+#: The harness's timer fires this long after a test's wall-clock bound (plus a tenth of the budget):
+#: a call past the budget is stopped by its own deadline, whose clean-up takes up to about 2 s.
 TIMER_MARGIN_S = 2.0
 
 
@@ -115,9 +114,7 @@ class Harness:
             # reference's ranks in a distributed test. They are held stopped while
             # the reference runs (the local sandbox gives them a network of their own).
             self.reference_runner.hold = self.student_runner.worker.paused
-        # One clock per test: each side's wait for a CPU counts for both.
-        self.student_runner.peers = (self.reference_runner,)
-        self.reference_runner.peers = (self.student_runner,)
+        share_clock(self.student_runner, self.reference_runner)  # they take turns
         self.guard = StudentImportGuard(config.student_packages)
         # The harness's own clock of the current test (see `_on_alarm`).
         self._limit_s = 0.0

@@ -49,6 +49,27 @@ class TaskScore:
 
 
 @dataclass(frozen=True)
+class Late:
+    """What the late policy did to a submission's score (`grader.late`): the result's
+    `score` is the final score, `raw_score` the tests' points before it."""
+
+    raw_score: float  #: the tests' points
+    due: str  #: the due date that applied (an extension's, if any), ISO 8601
+    submitted_at: str  #: ISO 8601; "" when no time was known
+    hours_late: float  #: after `due`, to the hundredth; 0.0 when not after it
+    days_late: int  #: started days late (0 on time or within the grace period)
+    free_days_used: int  #: days paid from the term's free late days
+    penalty: float  #: points taken off the raw score
+    free_days_left: int | None = None  #: after this assignment; None without a ledger
+    notices: tuple[str, ...] = ()  #: e.g. a LATE mark without a time
+
+    @property
+    def paid_days(self) -> int:
+        """The late days that cost points."""
+        return self.days_late - self.free_days_used
+
+
+@dataclass(frozen=True)
 class SubmissionResult:
     """Everything known about grading one submission."""
 
@@ -67,6 +88,8 @@ class SubmissionResult:
     started_at: str = ""  #: ISO 8601, UTC
     duration_s: float = 0.0
     version: int = RESULTS_VERSION
+    #: The late policy's effect (None when it was not applied); `score` is final.
+    late: Late | None = None
 
 
 def to_dict(result: SubmissionResult) -> dict[str, Any]:
@@ -82,4 +105,6 @@ def from_dict(data: dict[str, Any]) -> SubmissionResult:
     fields["tasks"] = tuple(TaskScore(**t) for t in data.get("tasks", ()))
     fields["tests"] = tuple(TestResult(**t) for t in data.get("tests", ()))
     fields["notices"] = tuple(data.get("notices", ()))
+    late = data.get("late")
+    fields["late"] = Late(**{**late, "notices": tuple(late.get("notices", ()))}) if late else None
     return SubmissionResult(**fields)

@@ -17,12 +17,13 @@ GRADER = REPO / "grader"
 LAYERS = [
     "errors schema files interrupts gpus cgroups seccomp sandbox uids wire results intake "
     "hypothesis_inputs testrun reports",
-    "manifest markers records worker workers",
-    "starter context plugin runner timing scoring",
+    "manifest markers records worker workers canvas_archive",
+    "starter context plugin runner timing scoring late",
     "backend workspace harness verify examples scaffold",
     "rerun grade reports.canvas reports.gradescope reports.junit reports.markdown "
-    "reports.table backends backends.local backends.docker backends.image",
-    "batch commands",
+    "reports.table backends backends.local backends.docker backends.image backends.slurm "
+    "backends.slurm_job canvas_api audit",
+    "batch commands gradescope_package canvas_upload",
     "grade_command cli __main__",
 ]
 LAYER = {name: n for n, names in enumerate(LAYERS) for name in names.split()}

@@ -243,6 +243,7 @@ def test_both_workers_waits_for_a_cpu_count_for_the_test():
     """The student's and the reference's workers take turns in a test: the time either
     waited for a CPU (a busy host) is not charged to the test's budget."""
     from grader.runner import Runner as WorkerRunner
+    from grader.runner import share_clock
 
     class Waiting:
         def __init__(self):
@@ -253,7 +254,7 @@ def test_both_workers_waits_for_a_cpu_count_for_the_test():
             return self.waited
 
     student, reference = WorkerRunner(Waiting(), 10.0), WorkerRunner(Waiting(), 10.0)
-    student.peers, reference.peers = (reference,), (student,)
+    share_clock(student, reference)
     for runner in (student, reference):
         runner.begin_test()
     student.worker.waited, reference.worker.waited = 2.0, 3.0

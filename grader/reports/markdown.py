@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from grader.reports import format_points
-from grader.results import SubmissionResult, TestResult
+from grader.results import Late, SubmissionResult, TestResult
 
 HIDDEN_DETAILS = "details are hidden"
 
@@ -81,6 +81,10 @@ def _header(result: SubmissionResult) -> list[str]:
         lines += ["## Notices", ""]
         lines += [f"- {_inline(notice)}" for notice in result.notices]
         lines += [""]
+    if result.late is not None:
+        lines += ["## Late policy", ""]
+        lines += [f"- {_inline(line)}" for line in late_lines(result.late, result.max_score)]
+        lines += [""]
     if result.tasks:
         lines += ["## Tasks", "", "| Task | Title | Points |", "|---|---|---:|"]
         lines += [
@@ -89,6 +93,29 @@ def _header(result: SubmissionResult) -> list[str]:
         ]
         lines += [""]
     return lines
+
+
+def late_lines(late: Late, max_score: float) -> list[str]:
+    """The late policy's lines of a result (`grader.late`), as plain text."""
+    submitted = f"submitted {late.submitted_at}" if late.submitted_at else "no submission time"
+    if late.days_late == 0:
+        lateness = "on time" if late.hours_late == 0 else "on time (within the grace period)"
+    else:
+        lateness = f"{late.days_late} day(s) late"
+    if late.hours_late:
+        lateness += f", {late.hours_late:g} hour(s) after the due date"
+    free = f"Free late days used: {late.free_days_used}"
+    if late.free_days_left is not None:
+        free += f" ({late.free_days_left} left)"
+    final = late.raw_score - late.penalty
+    return [
+        f"Due {late.due}; {submitted}: {lateness}",
+        free,
+        f"Penalty: {format_points(late.penalty)} point(s) for {late.paid_days} day(s)",
+        f"Score: {_points(late.raw_score, max_score)} before the late policy, "
+        f"{_points(final, max_score)} after",
+        *late.notices,
+    ]
 
 
 def _test_lines(test: TestResult, *, staff: bool) -> list[str]:

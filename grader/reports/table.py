@@ -33,8 +33,22 @@ def _shorten(text: str, width: int = NOTES_WIDTH) -> str:
 
 
 def _notes(result: SubmissionResult, shared: frozenset[str] = frozenset()) -> str:
-    parts = (result.reason, *(n for n in result.notices if n not in shared))
+    parts = (result.reason, _late(result), *(n for n in result.notices if n not in shared))
     return "; ".join(part for part in parts if part)
+
+
+def _late(result: SubmissionResult) -> str:
+    """The late policy's note: only for a late submission (on time says nothing)."""
+    late = result.late
+    if late is None or (late.days_late == 0 and not late.notices):
+        return ""
+    hours = f", {late.hours_late:g} h" if late.hours_late else ""
+    parts = [f"late {late.days_late} d{hours}", f"{late.free_days_used} free day(s)"]
+    parts.append(
+        f"penalty {format_points(late.penalty)}: raw {format_points(late.raw_score)} "
+        f"-> {format_points(result.score)}"
+    )
+    return ", ".join(parts) + "".join(f" ({notice})" for notice in late.notices)
 
 
 def render(results: Sequence[SubmissionResult], tasks: Sequence[tuple[str, str, float]]) -> Group:
