@@ -42,7 +42,7 @@ class LatePolicy:
     penalty_per_day: float = doc(
         "Fraction of the score lost per started day late (0.1 = 10%).", default=0.0
     )
-    max_days: int = doc("Days after which a late submission scores 0.", default=0)
+    max_days: int = doc("Days late after which a submission scores 0 (0: no limit).", default=0)
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,9 @@ class Assignment:
     limits: Limits = doc("Resource limits of grading one submission.", default=Limits())
     timing: tuple[TimingCheck, ...] = doc("Timing checks against the reference.", default=())
     canvas_assignment_id: str = doc(
-        "Canvas assignment id, for the gradebook column '<title> (<id>)'.", default=""
+        "Canvas assignment id: the gradebook column '<title> (<id>)', and where "
+        "`llmsys canvas upload` posts.",
+        default="",
     )
 
     @property
