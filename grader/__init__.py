@@ -4,7 +4,8 @@ Layers, lower first; a module imports only from its own layer or lower ones
 (`tests/test_structure.py` checks it):
 
 1. errors, schema, files, interrupts, gpus, cgroups, seccomp, sandbox, uids, wire
-2. manifest, markers, records, results, intake, worker, workers, canvas_archive
+2. manifest, markers, records, results, intake, worker, workers, canvas_archive,
+   git_intake
 3. starter, context, plugin, testrun, runner, timing, hypothesis_inputs, scoring, late
 4. backend (the protocol), workspace, harness, verify, examples, scaffold
 5. rerun, grade, reports.*, backends.* (local, docker, image, slurm, slurm_job),

@@ -144,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "submissions",
         metavar="SUBMISSIONS",
-        help="folder with one entry per student, or the .zip of Canvas's Download Submissions "
-        "(with --roster)",
+        help="folder with one entry per student, the .zip of Canvas's Download Submissions "
+        "(with --roster), or a CSV of repositories (name,repository) graded at their last "
+        "commit before the deadline",
     )
     p.add_argument("--out", default="out", help="output folder (default: out)")
     p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")

@@ -7,6 +7,7 @@ the other commands; the archive's and the policy's logic live in their own modul
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -146,11 +147,12 @@ def grade(
     Bad arguments (the folders, the roster, the CSV files, a name `only` lists that is
     not there) are LlmsysErrors before anything is graded; hidden entries of
     `submissions` are skipped, and listed in the batch's warnings."""
-    from grader import canvas_archive, late
+    from grader import canvas_archive, git_intake, late
     from grader.reports import canvas
 
     a = course.get(assignment_id)
-    archive = canvas_archive.read(submissions) if submissions.is_file() else None
+    repos = git_intake.read_repo_list(submissions) if git_intake.is_repo_list(submissions) else None
+    archive = canvas_archive.read(submissions) if submissions.is_file() and not repos else None
     if archive is not None:
         canvas_archive.check_submit(a.submit)
         if roster is None:
@@ -159,7 +161,7 @@ def grade(
                 "the archive names students by Canvas user id; pass the gradebook export "
                 "(Grades > Export) as --roster export.csv",
             )
-    elif not submissions.is_dir():
+    elif repos is None and not submissions.is_dir():
         raise LlmsysError(
             f"{submissions} is not a folder",
             "pass the folder that holds one folder or .zip per student, or the .zip of "
@@ -182,8 +184,21 @@ def grade(
                     "pass the gradebook export of the archive's course as --roster",
                 )
         found = [s.path for s in staged] if archive is not None else None
+        checkouts: list[git_intake.Checkout] = []
+        if repos is not None:
+            keys = _keys(rows)
+
+            def cutoff(name: str) -> dt.datetime:
+                return _cutoff(a, extended, (name, *keys.get(name.casefold(), ())))
+
+            checkouts, notes = git_intake.stage(repos, cutoff, Path(staging))
+            if not checkouts:
+                raise LlmsysError(f"{submissions}: no repository could be graded ({notes[0]})")
+            found = [c.path for c in checkouts]
+            for c in checkouts:  # the commit's date, unless the TA's times file says otherwise
+                when.setdefault(c.name.casefold(), c.committed_at)
         plan = None
-        if archive is not None or times or extensions or ledger:
+        if archive is not None or repos is not None or times or extensions or ledger:
             plan = late.Plan(
                 policy=a.late,
                 due=a.due,
@@ -194,12 +209,11 @@ def grade(
                 keys={s.name: s.keys for s in staged} if archive is not None else _keys(rows),
                 ledger=free_days,
             )
-        extra = {s.name: s.notices for s in staged}
+        extra = {s.name: s.notices for s in staged} | {c.name: (c.notice,) for c in checkouts}
 
         def adjust(result: results.SubmissionResult) -> results.SubmissionResult:
-            kept = tuple(
-                n for n in result.notices if not n.startswith(canvas_archive.NOTICE_PREFIX)
-            )
+            ours = (canvas_archive.NOTICE_PREFIX, git_intake.NOTICE_PREFIX)
+            kept = tuple(n for n in result.notices if not n.startswith(ours))
             notices = kept + extra.get(result.submission, ())
             if notices != result.notices:
                 result = replace(result, notices=notices)
@@ -217,7 +231,7 @@ def grade(
             roster=roster,
             gpus=gpus,
             only=only,
-            adjust=adjust if plan is not None or staged else None,
+            adjust=adjust if plan is not None or staged or checkouts else None,
             **callbacks,
         )
     if plan is not None and ledger is not None:
@@ -225,6 +239,21 @@ def grade(
         if after is not None:
             late.write_ledger(ledger, after)
     return replace(done, warnings=(*notes, *done.warnings)) if notes else done
+
+
+def _cutoff(a: Assignment, extended: dict[str, Any], ids: tuple[str, ...]) -> dt.datetime:
+    """The newest commit date a git submission may have: the student's due date (with
+    an extension) and grace period, plus `max_days` when the late policy takes late
+    work (no bound when it takes any: its penalty applies)."""
+    from grader import late
+
+    extension = next((extended[k.casefold()] for k in ids if k.casefold() in extended), None)
+    cutoff = late.due_for(a.due, extension) + dt.timedelta(minutes=a.late.grace_minutes)
+    if a.late.max_days:
+        return cutoff + dt.timedelta(days=a.late.max_days)
+    if a.late.penalty_per_day:
+        return dt.datetime.now(dt.timezone.utc)
+    return cutoff
 
 
 def _keys(rows: list[dict[str, str]] | None) -> dict[str, tuple[str, ...]]:

@@ -17,7 +17,7 @@ GRADER = REPO / "grader"
 LAYERS = [
     "errors schema files interrupts gpus cgroups seccomp sandbox uids wire results intake "
     "hypothesis_inputs testrun reports",
-    "manifest markers records worker workers canvas_archive",
+    "manifest markers records worker workers canvas_archive git_intake",
     "starter context plugin runner timing scoring late",
     "backend workspace harness verify examples scaffold",
     "rerun grade reports.canvas reports.gradescope reports.junit reports.markdown "
