@@ -94,8 +94,9 @@ fi
 python3 -m venv {VENV}
 # pip takes its package index from its own configuration (PIP_INDEX_URL,
 # PIP_EXTRA_INDEX_URL, pip.conf). An assignment that needs PyTorch wants its CPU
-# build there (Gradescope has no GPU, and the default build brings some 3 GB of
-# CUDA libraries): add PyTorch's CPU wheel index as PIP_EXTRA_INDEX_URL above.
+# build (Gradescope has no GPU, and the default build brings some 3 GB of CUDA
+# libraries): export PIP_EXTRA_INDEX_URL as PyTorch's CPU wheel index on the
+# line before the install below.
 {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check \\
     -c constraints.txt -r requirements.txt .
 """
