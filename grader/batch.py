@@ -108,13 +108,15 @@ def grade_batch(
     ]
     left_out: list[str] = []
     for path in to_grade:
-        if only is not None and intake.submission_name(path) not in only:
-            previous = _saved(folder, intake.submission_name(path))
-            if previous is not None:
-                done[previous.submission] = previous
-            else:
-                left_out.append(intake.submission_name(path))
-            continue
+        if only is not None:
+            name = intake.submission_name(path)
+            if name not in only:
+                previous = _saved(folder, name)
+                if previous is not None:
+                    done[previous.submission] = previous
+                else:
+                    left_out.append(name)
+                continue
         taken = take_in(ctx, path)
         if isinstance(taken, results.SubmissionResult):
             turned_away.append(taken)

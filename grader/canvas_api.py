@@ -106,7 +106,7 @@ def target(name: str, roster_rows: list[dict[str, str]] | None) -> Target:
     SIS Login ID."""
     if roster_rows is None:
         return "sis_login_id", name
-    i = canvas._match(roster_rows, name)
+    i = canvas.roster_index(roster_rows, name)
     if i is None:
         # As in the CSV, a name the roster lacks is tried as a SIS Login ID.
         return "sis_login_id", name

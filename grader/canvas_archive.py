@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -181,10 +181,19 @@ def stage(
                 continue
             login = row.get("SIS Login ID", "")
             name = login if intake.NAME.fullmatch(login) else user_id
-            keys = tuple(row.get(c, "") for c in ("ID", "SIS User ID", "SIS Login ID"))
+            keys = row_ids(row)
             path, notices = _lay_out(zf, uploads, by_base, dest / name)
             staged.append(Staged(name, user_id, path, any(u.late for u in uploads), notices, keys))
     return staged, warnings
+
+
+def row_ids(row: Mapping[str, str]) -> tuple[str, str, str]:
+    """A roster row's ID, SIS User ID and SIS Login ID ("" where the row lacks one).
+
+    A student may be named by any of them (by a submission, by a row of the extensions
+    file), so callers keep all three to find the student by any other.
+    """
+    return row.get("ID", ""), row.get("SIS User ID", ""), row.get("SIS Login ID", "")
 
 
 def _newest(uploads: list[Upload]) -> Upload:

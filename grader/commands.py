@@ -259,9 +259,11 @@ def _cutoff(a: Assignment, extended: dict[str, Any], ids: tuple[str, ...]) -> dt
 def _keys(rows: list[dict[str, str]] | None) -> dict[str, tuple[str, ...]]:
     """Each roster student's ids by each of them: a submission named by any of its
     student's ids is found in the CSV files by any other."""
+    from grader import canvas_archive
+
     keys: dict[str, tuple[str, ...]] = {}
     for row in rows or []:
-        ids = tuple(row.get(c, "") for c in ("ID", "SIS User ID", "SIS Login ID"))
+        ids = canvas_archive.row_ids(row)
         for key in ids:
             if key:
                 keys[key.casefold()] = ids

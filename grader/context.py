@@ -48,12 +48,8 @@ def render_context(course: Course, a: Assignment) -> Context:
     start = starter.starter_tree(course, a, regions)
     reference = starter.render_tree(course, a, (), regions)
     folder = course.root / "assignments" / a.id
-    public = {
-        rel: data
-        for rel, data in start.items()
-        if rel.startswith(f"{PUBLIC_TESTS}/") and rel != f"{PUBLIC_TESTS}/{LOCAL_CONFTEST}"
-    }
-    hidden = _files(folder / HIDDEN_TESTS)
+    public = public_tests(start)
+    hidden = read_files(folder / HIDDEN_TESTS)
     h = hashlib.sha256(f"grader {grader.__version__}\n".encode())
     h.update((folder / "assignment.toml").read_bytes())
     for label, tree in (("starter", start), ("reference", reference), ("hidden", hidden)):
@@ -67,7 +63,26 @@ def result_key(ctx: Context, taken: intake.Intake) -> str:
     return hashlib.sha256(f"{ctx.digest}:{taken.digest}".encode()).hexdigest()[:32]
 
 
-def _files(folder: Path) -> dict[str, bytes]:
+def public_tests(start: dict[str, bytes]) -> dict[str, bytes]:
+    """The public tests of a starter tree: its `tests/` files but the local conftest.
+
+    The starter's `tests/conftest.py` is for students running the tests at home;
+    grading supplies those fixtures itself (`grader.harness`, which runs each probe
+    sandboxed), so that file is left out of what grading runs.
+    """
+    return {
+        rel: data
+        for rel, data in start.items()
+        if rel.startswith(f"{PUBLIC_TESTS}/") and rel != f"{PUBLIC_TESTS}/{LOCAL_CONFTEST}"
+    }
+
+
+def read_files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, by POSIX path relative to it, in sorted order.
+
+    A missing folder reads as empty (an assignment may have no hidden tests);
+    `__pycache__` is left out, since bytecode left by an earlier run is not an input.
+    """
     if not folder.is_dir():
         return {}
     return {

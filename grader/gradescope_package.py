@@ -48,7 +48,7 @@ import grader
 from grader import intake, schema
 from grader.backend import Placement
 from grader.backends.local import LocalBackend, default_sandbox
-from grader.context import LOCAL_CONFTEST, PUBLIC_TESTS, Context, render_context
+from grader.context import Context, public_tests, read_files, render_context
 from grader.errors import LlmsysError
 from grader.grade import grade_submission, take_in
 from grader.manifest import Assignment, Course, tomllib
@@ -213,24 +213,11 @@ def load_context(source: Path) -> Context:
         raise ValueError(f"{CONTEXT}/context.json has format {meta.get('format')!r}, not {FORMAT}")
     manifest = tomllib.loads((folder / "manifest.toml").read_text(encoding="utf-8"))
     a = dataclasses.replace(schema.load(Assignment, manifest), ship=tuple(meta["ship"]))
-    start = _files(folder / "starter")
-    public = {
-        rel: data
-        for rel, data in start.items()
-        if rel.startswith(f"{PUBLIC_TESTS}/") and rel != f"{PUBLIC_TESTS}/{LOCAL_CONFTEST}"
-    }
-    reference, hidden = _files(folder / "reference"), _files(folder / "hidden")
-    return Context(Course(source, (a,)), a, start, reference, public, hidden, meta["digest"])
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    if not folder.is_dir():
-        return {}
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+    start = read_files(folder / "starter")
+    reference, hidden = read_files(folder / "reference"), read_files(folder / "hidden")
+    return Context(
+        Course(source, (a,)), a, start, reference, public_tests(start), hidden, meta["digest"]
+    )
 
 
 class GradescopeBackend(LocalBackend):

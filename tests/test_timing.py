@@ -62,13 +62,40 @@ class Runner:
         return self.transform(value, seed) if self.transform else value
 
 
-def compare(student_cost, reference_cost=0.001, transform=None):
-    clock = Clock()
+def runners(clock, student_cost, reference_cost=0.001, transform=None):
+    """The student's runner ("S") and the reference's ("R"), on one fake clock."""
     student = Runner(clock, student_cost, transform)
     reference = Runner(clock, reference_cost)
     student.side, reference.side = "S", "R"
+    return student, reference
+
+
+def compare(student_cost, reference_cost=0.001, transform=None):
+    clock = Clock()
+    student, reference = runners(clock, student_cost, reference_cost, transform)
     result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
     return result, student, reference
+
+
+def compare_with_sample_costs(sample_cost):
+    """`compare` at equal speed, except that from the student's n-th timed sample on
+    (n counts from 1; 0 before the first), a repetition costs `sample_cost(n)` seconds.
+
+    Returns the result and how many timed student samples were taken."""
+    clock = Clock()
+    student, reference = runners(clock, 0.001)
+    timed = []
+    run = student.run
+
+    def costed(probe, seed, size, reps, keep):
+        if reps > 1:
+            timed.append(reps)
+        student.cost = sample_cost(len(timed))
+        return run(probe, seed, size, reps, keep)
+
+    student.run = costed
+    result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
+    return result, len(timed)
 
 
 def test_equal_speed_gets_full_credit():
@@ -134,21 +161,8 @@ def test_hopeless_student_stops_early(cost):
 def test_one_slow_sample_does_not_stop_the_sampling():
     """A single sample far beyond zero credit (a burst of load) does not end the size's
     sampling: the median of all its samples counts."""
-    clock = Clock()
-    student, reference = Runner(clock, 0.001), Runner(clock, 0.001)
-    student.side, reference.side = "S", "R"
-    timed = []
-    run = student.run
-
-    def one_burst(probe, seed, size, reps, keep):
-        if reps > 1:
-            timed.append(reps)
-        student.cost = 1.0 if len(timed) == 1 else 0.001
-        return run(probe, seed, size, reps, keep)
-
-    student.run = one_burst
-    result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
-    assert len(timed) == CHECK.samples * len(CHECK.sizes)
+    result, timed = compare_with_sample_costs(lambda n: 1.0 if n == 1 else 0.001)
+    assert timed == CHECK.samples * len(CHECK.sizes)
     assert result.credit == 1.0 and result.rounds == 1
 
 
@@ -158,8 +172,7 @@ def test_every_reference_call_and_no_student_call_runs_paused():
     from contextlib import contextmanager
 
     clock = Clock()
-    student, reference = Runner(clock, 0.001), Runner(clock, 0.001)
-    student.side, reference.side = "S", "R"
+    student, reference = runners(clock, 0.001)
     state = {"paused": False}
     seen = []
 
@@ -188,21 +201,8 @@ def test_every_reference_call_and_no_student_call_runs_paused():
 def test_a_burst_of_load_in_one_round_costs_nothing():
     """The student's first round is slowed (a neighbour's burst of work): the check is
     measured again and the clean round counts."""
-    clock = Clock()
-    student, reference = Runner(clock, 0.001), Runner(clock, 0.001)
-    student.side, reference.side = "S", "R"
-    timed = []
-    run = student.run
-
-    def bursty(probe, seed, size, reps, keep):
-        if reps > 1:
-            timed.append(reps)
-        # The first round's samples (2 sizes x 5 samples) cost 5 times as much.
-        student.cost = 0.005 if 0 < len(timed) <= 2 * CHECK.samples else 0.001
-        return run(probe, seed, size, reps, keep)
-
-    student.run = bursty
-    result = timing.compare(student, reference, probe_square, CHECK, seed=7, clock=clock)
+    # The first round's samples (2 sizes x 5 samples) cost 5 times as much.
+    result, _ = compare_with_sample_costs(lambda n: 0.005 if 0 < n <= 2 * CHECK.samples else 0.001)
     assert result.rounds == 2 and result.credit == 1.0
     assert result.ratio == pytest.approx(1.0)
 
@@ -220,8 +220,7 @@ def test_a_round_that_would_not_fit_in_the_time_limit_is_not_started():
     """A slow student (zero credit, not far beyond it) is measured again only while
     the test's time left holds another round: it gets zero credit, not a time-out."""
     clock = Clock()
-    student, reference = Runner(clock, 0.01 / 3), Runner(clock, 0.001)  # ratio 3.33
-    student.side, reference.side = "S", "R"
+    student, reference = runners(clock, 0.01 / 3)  # ratio 3.33
     limit = {"s": 0.0}
 
     def time_left():

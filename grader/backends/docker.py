@@ -38,6 +38,7 @@ from typing import Any
 
 from grader.backend import BackendFailure, HarnessRun, Placement
 from grader.backends import image as images
+from grader.backends import process_alive
 from grader.context import Context
 from grader.manifest import Limits
 from grader.sandbox import SandboxConfig
@@ -227,7 +228,7 @@ class DockerBackend:
             all=True, filters={"label": f"{LABEL_HOST}={self.host}"}
         ):
             pid = container.labels.get(LABEL_PID, "")
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and process_alive(int(pid)):
                 continue
             _quietly(lambda c=container: c.remove(force=True))
             stale += 1
@@ -245,16 +246,6 @@ class DockerBackend:
             running = list(self._running.values())
         for container in running:
             _quietly(lambda c=container: c.remove(force=True))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quietly(action: Any) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import grader
 from grader import results
 from grader.backend import BackendFailure, HarnessRun, Placement
-from grader.backends import slurm_job
+from grader.backends import process_alive, slurm_job
 from grader.context import Context, result_key
 from grader.intake import Intake
 
@@ -243,7 +243,7 @@ class SlurmBackend:
         for line in done.stdout.splitlines():
             job, _, comment = line.partition("|")
             owner, _, pid = comment.rpartition(":")
-            if owner == f"llmsys:{self.host}" and pid.isdigit() and not _alive(int(pid)):
+            if owner == f"llmsys:{self.host}" and pid.isdigit() and not process_alive(int(pid)):
                 stale.append(job.strip())
         self._cancel(stale)
         return len(stale)
@@ -286,13 +286,3 @@ def _tail(path: Path) -> str:
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "no message")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -87,8 +87,12 @@ def read_roster(roster: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _match(rows: list[dict[str, str]], name: str) -> int | None:
-    """Index of the roster row whose SIS Login ID, SIS User ID or ID is `name`, any case."""
+def roster_index(rows: list[dict[str, str]], name: str) -> int | None:
+    """Index of the roster row whose SIS Login ID, SIS User ID or ID is `name`, any case.
+
+    Each column is tried over the whole roster before the next, so that a name that
+    is one student's SIS Login ID and another's ID finds the first student.
+    """
     wanted = name.strip().casefold()
     for column in _MATCH_COLUMNS:
         for i, row in enumerate(rows):
@@ -149,7 +153,7 @@ def write_gradebook(
         scores: dict[int, SubmissionResult] = {}
         unmatched: list[SubmissionResult] = []
         for result in graded:
-            i = _match(roster_rows, result.submission)
+            i = roster_index(roster_rows, result.submission)
             if i is None:
                 warnings.append(f"{result.submission}: no student of the roster has this name")
                 unmatched.append(result)
