@@ -19,8 +19,12 @@ ratio miniTorch / PyTorch. For "cuda" also where a step's time goes: kernel
 launches per step, and the time spent copying between host and device
 (`DeviceArray.from_numpy` and `to_numpy`, measured after a synchronize so
 that waiting for kernels is not counted as copying), as a share of the step.
+"fused" is "cuda" with hw4's fused attention softmax and LayerNorm kernels
+(`use_fused_kernel` on every layer; hw4's reference tree is rendered instead
+of hw3's, which holds the same hw3 code): with "cuda,fused" it prints the
+fused step against the unfused one side by side.
 
-    .venv/bin/python benchmarks/transformer_step.py [--backends fast,cuda]
+    .venv/bin/python benchmarks/transformer_step.py [--backends fast,cuda,fused]
         [--batch 32] [--seq-len 32] [--n-embd 64] [--n-head 4] [--n-layer 2]
         [--steps 10] [--warmup 3] [--threads 2]
 
@@ -114,8 +118,21 @@ class CopyClock:
             cls.from_numpy, cls.to_numpy = classmethod(original_from), original_to
 
 
+def use_fused(module: Any) -> None:
+    """Turn on hw4's fused kernels in `module` and every module below it."""
+    if hasattr(module, "use_fused_kernel"):
+        module.use_fused_kernel = True
+    for child in module.modules():
+        use_fused(child)
+
+
 def minitorch_step(
-    mt: ModuleType, backend: Any, args: argparse.Namespace, ids: np.ndarray, labels: np.ndarray
+    mt: ModuleType,
+    backend: Any,
+    args: argparse.Namespace,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    fused: bool = False,
 ) -> tuple[Any, Callable[[], float]]:
     """(the model, a function doing one training step and returning its loss)."""
     from minitorch.adamw import AdamW
@@ -125,6 +142,8 @@ def minitorch_step(
     model = DecoderLM(
         VOCAB, args.n_embd, args.n_head, args.n_layer, args.seq_len, 0.0, backend=backend, rng=0
     )
+    if fused:
+        use_fused(model)
     optimizer = AdamW(model.parameters(), lr=1e-3)
 
     def tensor(values: np.ndarray) -> Any:
@@ -185,7 +204,7 @@ def bench(name: str, mt: ModuleType, args: argparse.Namespace) -> list[str]:
         from minitorch.cuda_kernel_ops import CudaKernelBackend as backend
 
         device = "cuda"
-    model, step = minitorch_step(mt, backend, args, ids, labels)
+    model, step = minitorch_step(mt, backend, args, ids, labels, fused=name == "fused")
     reference = torch_step(model, args, ids, labels, device)
     mine, mine_loss = median_time(step, args.warmup, args.steps)
     theirs, their_loss = median_time(reference, args.warmup, args.steps)
@@ -193,11 +212,19 @@ def bench(name: str, mt: ModuleType, args: argparse.Namespace) -> list[str]:
         f"{name:<6} miniTorch {mine:8.4f} s/step   PyTorch eager ({device}) {theirs:8.4f} s/step"
         f"   ratio {mine / theirs:7.1f}x   first losses {mine_loss:.5f} / {their_loss:.5f}"
     ]
-    if name == "cuda":
+    if name != "fast":
         from minitorch import cuda_runtime as rt
 
+        def launches() -> int:
+            count = sum(rt.launches().values())
+            if name == "fused":
+                from minitorch import fused_runtime
+
+                count += sum(fused_runtime.launches().values())
+            return count
+
         clock = CopyClock(rt)
-        before = rt.launches()
+        before = launches()
         with clock.counting():
             rt.synchronize()
             start = time.perf_counter()
@@ -205,8 +232,7 @@ def bench(name: str, mt: ModuleType, args: argparse.Namespace) -> list[str]:
                 step()
             rt.synchronize()
             total = time.perf_counter() - start
-        after = rt.launches()
-        count = sum(after.values()) - sum(before.values())
+        count = launches() - before
         lines.append(
             f"       per step: {count / args.steps:.0f} kernel launches; host<->device copies"
             f" {clock.seconds / args.steps:.4f} s of {total / args.steps:.4f} s"
@@ -228,9 +254,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="numba and torch threads (0: all)")
     args = parser.parse_args()
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
-    unknown = sorted(set(names) - {"fast", "cuda"})
+    unknown = sorted(set(names) - {"fast", "cuda", "fused"})
     if unknown:
-        parser.error(f"unknown backend {unknown[0]!r}: choose from fast, cuda")
+        parser.error(f"unknown backend {unknown[0]!r}: choose from fast, cuda, fused")
     if args.threads:
         os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     import torch
@@ -239,7 +265,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="llmsys-bench-") as tmp:
         course = Course.load(REPO)
-        starter.copy_tree(starter.render_tree(course, course.get("hw3"), stub_tags=()), Path(tmp))
+        assignment = course.get("hw4" if "fused" in names else "hw3")
+        starter.copy_tree(starter.render_tree(course, assignment, stub_tags=()), Path(tmp))
         sys.path.insert(0, tmp)
         import minitorch as mt
 

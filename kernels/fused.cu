@@ -92,7 +92,7 @@ __device__ bool aligned16(const void* pointer) {
 // exponent is <= 0 and one term is 1: no overflow, no 0 / 0). A row whose
 // every key is masked is all zeros.
 //
-// One block per row, blockDim.x threads (a power of 2, 32 to ROW_THREADS,
+// One block per row, blockDim.x threads (a power of 2, ROW_MIN_THREADS to ROW_THREADS,
 // the launcher picks enough for the row); thread t handles keys t,
 // t + blockDim.x, ... Plan: read the row once into `cache` (masked keys as
 // -INFINITY) keeping each thread's largest score; blockMax; then the exps
@@ -170,7 +170,7 @@ __global__ void attnSoftmaxBackwardKernel(float* grad_in, const float* grad_out,
 //   out[r, j]  = (x[r, j] - mean[r]) * inv_std[r] * gamma[j] + beta[j]
 //
 // (the biased variance, divided by width, as torch.nn.functional.layer_norm).
-// One block per row, blockDim.x threads (a power of 2, 32 to ROW_THREADS).
+// One block per row, blockDim.x threads (a power of 2, ROW_MIN_THREADS to ROW_THREADS).
 //
 // Read the row once for the statistics, in one pass: either Welford's update
 // or the sums of (x - p) and (x - p)^2 with a pivot p near the mean (the

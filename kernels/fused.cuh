@@ -10,8 +10,13 @@
 
 #include <cuda_runtime.h>
 
-// Most threads of a block that handles one row (a power of 2).
+// Most and fewest threads of a block that handles one row (powers of 2).
 #define ROW_THREADS 1024
+#define ROW_MIN_THREADS 64
+// Items of a row a thread takes before the launchers give its block more
+// threads (fused_launch.cu says how they pick them).
+#define SOFTMAX_ITEMS_PER_THREAD 8
+#define LAYERNORM_ITEMS_PER_THREAD 4
 // The longest row the attention softmax takes (a row is cached in shared memory).
 #define SOFTMAX_MAX_COLS 8192
 // The gamma and beta gradients: blocks of PARAM_COLS x PARAM_ROWS threads, each
@@ -24,7 +29,7 @@
 
 // Attention softmax, forward (hw4.1). in, out: (batch, heads, queries, cols),
 // contiguous; one block per row (blockIdx.x = the row), blockDim.x threads (a
-// power of 2 from 32 to ROW_THREADS), cols floats of dynamic shared memory.
+// power of 2 from ROW_MIN_THREADS to ROW_THREADS), cols floats of dynamic shared memory.
 // key_padding: nullptr, or (batch, cols) with a nonzero number at every key
 // that is padding. causal: 1 when key j > query i is masked.
 __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,
@@ -37,7 +42,7 @@ __global__ void attnSoftmaxBackwardKernel(float* grad_in, const float* grad_out,
 
 // LayerNorm, forward (hw4.3): out, in (rows, width); gamma, beta (width);
 // mean, inv_std (rows). One block per row, blockDim.x threads (a power of 2
-// from 32 to ROW_THREADS).
+// from ROW_MIN_THREADS to ROW_THREADS).
 __global__ void layerNormKernel(float* out, float* mean, float* inv_std, const float* in,
                                 const float* gamma, const float* beta, int rows, int width,
                                 float eps);

@@ -64,6 +64,30 @@ def test_cuda_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
         assert proc.stderr.strip().startswith("error: no CUDA GPU: "), proc.stderr
 
 
+def test_fused_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
+    from grader import gpus
+
+    command = [sys.executable, "benchmarks/fused_kernels.py", "--repeat", "1"]
+    small = ["--softmax", "2x2x64x64", "--layernorm", "64x100", "--min-time", "0.001"]
+    proc = subprocess.run([*command, *small], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if gpus.detect():
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for figure in ("softmax forward", "layernorm backward", "% of copy", "GB/s"):
+            assert figure in proc.stdout
+        assert "WRONG" not in proc.stdout
+    else:
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.strip().startswith("error: no CUDA GPU: "), proc.stderr
+    bad = subprocess.run(
+        [*command, "--layernorm", "64"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert (
+        bad.stderr.strip()
+        == "error: bad layernorm shape '64': expected 2 positive sizes joined by x"
+    )
+
+
 @pytest.mark.parametrize("mode", [("--runs", "1"), ("--runs", "2", "--one-session")])
 def test_timing_stability_benchmark_prints_its_figures(mode: tuple[str, ...]):
     """hw1's timing checks on the reference, graded afresh or twice in one session
@@ -147,8 +171,9 @@ def test_transformer_step_benchmark_compares_with_pytorch_on_the_same_model():
     both start from the same loss (the same parameters, the same batch); without a
     GPU the cuda row says why."""
     tiny = ["--n-embd", "8", "--n-head", "2", "--n-layer", "1", "--batch", "2", "--seq-len", "4"]
+    one_step, backends = ["--steps", "1", "--warmup", "1"], ["--backends", "fast,cuda,fused"]
     proc = subprocess.run(
-        [sys.executable, "benchmarks/transformer_step.py", *tiny, "--steps", "1", "--warmup", "1"],
+        [sys.executable, "benchmarks/transformer_step.py", *tiny, *one_step, *backends],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -162,8 +187,13 @@ def test_transformer_step_benchmark_compares_with_pytorch_on_the_same_model():
     cuda = next(line for line in proc.stdout.splitlines() if line.startswith("cuda "))
     import torch
 
+    fused = next(line for line in proc.stdout.splitlines() if line.startswith("fused "))
     if not torch.cuda.is_available():
         assert "not run: needs 1 CUDA GPU" in cuda
+        assert "not run: needs 1 CUDA GPU" in fused
+    else:
+        # The fused kernels start from the same loss as the unfused model.
+        assert "first losses" in fused and "launches" in proc.stdout
 
 
 def test_inference_benchmark_prints_its_figures_and_its_checks_hold(tmp_path):

@@ -27,12 +27,17 @@ from .cuda_runtime import DeviceArray
 
 __all__ = [
     "KINDS",
+    "LAYERNORM_ITEMS_PER_THREAD",
+    "ROW_MIN_THREADS",
+    "ROW_THREADS",
+    "SOFTMAX_ITEMS_PER_THREAD",
     "SOFTMAX_MAX_COLS",
     "attn_softmax_backward",
     "attn_softmax_forward",
     "launches",
     "layernorm_backward",
     "layernorm_forward",
+    "library",
     "row_threads",
 ]
 
@@ -40,14 +45,19 @@ __all__ = [
 KINDS = ("softmax", "softmax_backward", "layernorm", "layernorm_backward", "layernorm_params")
 #: The longest row the attention softmax takes (fused.cuh).
 SOFTMAX_MAX_COLS = 8192
-#: Most threads of a row kernel's block (fused.cuh's ROW_THREADS).
+#: Most and fewest threads of a row kernel's block (fused.cuh's ROW_THREADS, ROW_MIN_THREADS).
 ROW_THREADS = 1024
+ROW_MIN_THREADS = 64
+#: Items of a row a thread takes before its block gets more threads (fused.cuh).
+SOFTMAX_ITEMS_PER_THREAD = 8
+LAYERNORM_ITEMS_PER_THREAD = 4
 
 _declared: ctypes.CDLL | None = None
 
 
-def _library() -> ctypes.CDLL:
-    """The CUDA library with the fused launchers' signatures declared."""
+def library() -> ctypes.CDLL:
+    """The CUDA library with the fused launchers' signatures declared (a launcher
+    called on it directly runs asynchronously and returns a CUDA status)."""
     global _declared
     lib = rt.library()
     if _declared is lib:
@@ -72,12 +82,15 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def row_threads(items: int) -> int:
+def row_threads(items: int, per_thread: int) -> int:
     """The threads of a row kernel's block for a row of `items` items, as the
-    launchers pick them: the smallest power of 2 from 32 to ROW_THREADS that is
-    at least `items` (ROW_THREADS for longer rows)."""
-    threads = 32
-    while threads < ROW_THREADS and threads < items:
+    launchers pick them: the smallest power of 2 from ROW_MIN_THREADS to
+    ROW_THREADS with at most `per_thread` items a thread (ROW_THREADS for
+    longer rows). `per_thread` is SOFTMAX_ITEMS_PER_THREAD for the softmax
+    kernels (items = keys) and LAYERNORM_ITEMS_PER_THREAD for LayerNorm's
+    (items = width / 4 float4s when 4 divides the width, else width)."""
+    threads = ROW_MIN_THREADS
+    while threads < ROW_THREADS and threads * per_thread < items:
         threads *= 2
     return threads
 
@@ -114,7 +127,7 @@ def attn_softmax_forward(
     _need(out, rows * keys, "out")
     if key_padding is not None:
         _need(key_padding, batch * keys, "key_padding")
-    status = _library().attnSoftmax(
+    status = library().attnSoftmax(
         out.ptr,
         scores.ptr,
         None if key_padding is None else key_padding.ptr,
@@ -134,7 +147,7 @@ def attn_softmax_backward(
     gradient of its output) and `out` (its output), each (rows, cols)."""
     for array, name in ((grad_in, "grad_in"), (grad_out, "grad_out"), (out, "out")):
         _need(array, rows * cols, name)
-    status = _library().attnSoftmaxBackward(grad_in.ptr, grad_out.ptr, out.ptr, rows, cols)
+    status = library().attnSoftmaxBackward(grad_in.ptr, grad_out.ptr, out.ptr, rows, cols)
     _run(status, "attnSoftmaxBackwardKernel")
 
 
@@ -160,7 +173,7 @@ def layernorm_forward(
         (beta, width, "beta"),
     ):
         _need(array, size, name)
-    status = _library().layerNorm(
+    status = library().layerNorm(
         out.ptr, mean.ptr, inv_std.ptr, x.ptr, gamma.ptr, beta.ptr, rows, width, eps
     )
     _run(status, "layerNormKernel")
@@ -192,7 +205,7 @@ def layernorm_backward(
         (grad_beta, width, "grad_beta"),
     ):
         _need(array, size, name)
-    status = _library().layerNormBackward(
+    status = library().layerNormBackward(
         grad_in.ptr,
         grad_gamma.ptr,
         grad_beta.ptr,
@@ -210,5 +223,5 @@ def layernorm_backward(
 def launches() -> dict[str, int]:
     """How many times each fused kernel has run in this process (see `KINDS`)."""
     counts = (ctypes.c_int64 * len(KINDS))()
-    rt.check(_library().fusedLaunchCounts(counts))
+    rt.check(library().fusedLaunchCounts(counts))
     return {kind: int(count) for kind, count in zip(KINDS, counts, strict=True)}

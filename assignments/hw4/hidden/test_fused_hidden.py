@@ -19,6 +19,9 @@ Every case is derived from fixed seeds, so a grading run can be repeated.
 import numpy as np
 import pytest
 from fused_cases import (
+    LAYERNORM_TOL,
+    SOFTMAX_BACKWARD_TOL,
+    SOFTMAX_TOL,
     check,
     f32,
     layernorm_backward_model,
@@ -35,10 +38,6 @@ from fused_cases import (
 from test_fused_layers import LAYER_TOL, probe_layer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.time_limit(60)]
-
-SOFTMAX_TOL = {"rtol": 1e-5, "atol": 1e-6}
-SOFTMAX_BACKWARD_TOL = {"rtol": 1e-4, "atol": 1e-6}
-LAYERNORM_TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
 # ---------------------------------------------------------------------------

@@ -23,17 +23,25 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The launchers' thread counts for a row of n items (fused_launch.cu): 32, 64, ...
-#: 1024 threads, and rows longer than 1024 items. Each test of "every block size"
-#: takes the shortest and the longest row of one of them.
+#: Tolerances of the kernel tests, |got - expected| <= atol + rtol * |expected|,
+#: calibrated on the reference (float32 kernels against float64 models).
+SOFTMAX_TOL = {"rtol": 1e-5, "atol": 1e-6}
+SOFTMAX_BACKWARD_TOL = {"rtol": 1e-4, "atol": 1e-6}
+LAYERNORM_TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+#: The softmax launchers' blocks for a row of n keys (fused_launch.cu): 64 threads
+#: with one key a thread or fewer, with up to 4 and with up to 8 keys a thread, then
+#: 128, 256, 512 and 1024 threads with up to 8 keys a thread (8192 keys, the most a
+#: row may have, are 8 a thread of 1024). Each test of "every block size" takes the
+#: shortest and the longest row of one of them.
 BLOCK_SIZES = {
-    "32": (1, 32),
-    "64": (33, 64),
-    "128": (65, 128),
-    "256": (129, 256),
-    "512": (257, 512),
-    "1024": (513, 1024),
-    "longer": (1025, 4096),
+    "64x1": (1, 64),
+    "64x4": (65, 256),
+    "64x8": (257, 512),
+    "128": (513, 1024),
+    "256": (1025, 2048),
+    "512": (2049, 4096),
+    "1024": (4097, 8192),
 }
 
 

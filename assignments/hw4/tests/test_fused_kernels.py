@@ -37,6 +37,9 @@ import numpy as np
 import pytest
 from fused_cases import (
     BLOCK_SIZES,
+    LAYERNORM_TOL,
+    SOFTMAX_BACKWARD_TOL,
+    SOFTMAX_TOL,
     check,
     f32,
     layernorm_backward_model,
@@ -53,20 +56,18 @@ from fused_cases import (
 
 pytestmark = [pytest.mark.gpu, pytest.mark.time_limit(60)]
 
-SOFTMAX_TOL = {"rtol": 1e-5, "atol": 1e-6}
-SOFTMAX_BACKWARD_TOL = {"rtol": 1e-4, "atol": 1e-6}
-LAYERNORM_TOL = {"rtol": 1e-4, "atol": 1e-5}
-
-#: LayerNorm widths per block size of the launcher: the width's items are
-#: width / 4 float4s when the width is a multiple of 4, else width numbers.
+#: LayerNorm widths per block of the launcher: the width's items are width / 4
+#: float4s when the width is a multiple of 4, else width numbers, and a block has
+#: 64 threads (with one item a thread or fewer, then with up to 4), 128, ... 1024
+#: threads with up to 4 items a thread, then 1024 threads with more.
 LAYERNORM_WIDTHS = {
-    "32": (1, 2, 3, 4, 5, 31, 32, 128),
-    "64": (33, 63, 132, 256),
-    "128": (65, 127, 260, 512),
-    "256": (129, 255, 516, 1024),
-    "512": (257, 511, 1028, 2048),
-    "1024": (513, 1023, 2052, 4096),
-    "longer": (1025, 4095, 4100, 8191, 8192),
+    "64x1": (1, 2, 3, 4, 5, 31, 63, 64, 128, 256),
+    "64": (65, 255, 260, 1024),
+    "128": (257, 511, 1028, 2048),
+    "256": (513, 1023, 2052, 4096),
+    "512": (1025, 2047, 4100, 8192),
+    "1024": (2049, 4095, 8196, 16384),
+    "longer": (4097, 8191, 16388),
 }
 
 

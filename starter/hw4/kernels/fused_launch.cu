@@ -11,12 +11,17 @@
 // that the GPU ran the kernel.
 //
 // Launch shapes. A row kernel gets one block per row and, for a row of `items`
-// items, the smallest power of 2 of threads from 32 up to ROW_THREADS that is
-// at least `items` (rows longer than ROW_THREADS items take several per
-// thread):
-//   - the attention softmax and its gradient: items = cols;
+// items, the smallest power of 2 of threads from ROW_MIN_THREADS up to
+// ROW_THREADS that takes the row with at most `per_thread` items a thread
+// (rows longer than ROW_THREADS * per_thread items take more a thread):
+//   - the attention softmax and its gradient: items = cols, per_thread =
+//     SOFTMAX_ITEMS_PER_THREAD;
 //   - LayerNorm and its input's gradient: items = width / 4 when the width is
-//     a multiple of 4 (a float4 per thread), else width.
+//     a multiple of 4 (a float4 an item), else width; per_thread =
+//     LAYERNORM_ITEMS_PER_THREAD.
+// Several items a thread make each block's reductions and __syncthreads()
+// pay for more numbers; blocks of at least two warps let an SM (which holds
+// at most 32 blocks) fill all of its 2048 threads.
 // The softmax gets cols floats of dynamic shared memory (a row); the gradients
 // of gamma and beta get blocks of PARAM_COLS x PARAM_ROWS threads, a column of
 // blocks per PARAM_COLS columns and one row of blocks per PARAM_ROWS_PER_BLOCK
@@ -45,9 +50,9 @@ cudaError_t launch(Kind kind, const void* kernel, dim3 blocks, dim3 threads, siz
 }
 
 // Threads of a block for a row of `items` items (see the top of this file).
-int row_threads(int items) {
-  int threads = 32;
-  while (threads < ROW_THREADS && threads < items) threads *= 2;
+int row_threads(int items, int per_thread) {
+  int threads = ROW_MIN_THREADS;
+  while (threads < ROW_THREADS && threads * per_thread < items) threads *= 2;
   return threads;
 }
 
@@ -77,8 +82,8 @@ int attnSoftmax(float* out, const float* in, const float* key_padding, int batch
   if (rows == 0 || cols == 0) return cudaSuccess;
   causal = causal ? 1 : 0;
   void* args[] = {&out, &in, &key_padding, &rows, &cols, &queries, &heads, &causal};
-  return launch(SOFTMAX, (const void*)attnSoftmaxKernel, rows, row_threads(cols),
-                cols * sizeof(float), args);
+  return launch(SOFTMAX, (const void*)attnSoftmaxKernel, rows,
+                row_threads(cols, SOFTMAX_ITEMS_PER_THREAD), cols * sizeof(float), args);
 }
 
 // grad_in = the softmax's gradient, from grad_out and out, each (rows, cols).
@@ -88,7 +93,7 @@ int attnSoftmaxBackward(float* grad_in, const float* grad_out, const float* out,
   if (rows == 0 || cols == 0) return cudaSuccess;
   void* args[] = {&grad_in, &grad_out, &out, &rows, &cols};
   return launch(SOFTMAX_BACKWARD, (const void*)attnSoftmaxBackwardKernel, rows,
-                row_threads(cols), 0, args);
+                row_threads(cols, SOFTMAX_ITEMS_PER_THREAD), 0, args);
 }
 
 // LayerNorm of in (rows, width) into out; mean and inv_std (rows) saved.
@@ -98,7 +103,7 @@ int layerNorm(float* out, float* mean, float* inv_std, const float* in, const fl
   if (rows == 0 || width == 0) return cudaSuccess;
   void* args[] = {&out, &mean, &inv_std, &in, &gamma, &beta, &rows, &width, &eps};
   return launch(LAYERNORM, (const void*)layerNormKernel, rows,
-                row_threads(layer_norm_items(width)), 0, args);
+                row_threads(layer_norm_items(width), LAYERNORM_ITEMS_PER_THREAD), 0, args);
 }
 
 // LayerNorm's gradients: grad_in (rows, width), grad_gamma and grad_beta (width),
@@ -114,7 +119,7 @@ int layerNormBackward(float* grad_in, float* grad_gamma, float* grad_beta, const
   if (status != cudaSuccess || rows == 0) return status;
   void* args[] = {&grad_in, &grad_out, &in, &gamma, &mean, &inv_std, &rows, &width};
   status = launch(LAYERNORM_BACKWARD, (const void*)layerNormBackwardKernel, rows,
-                  row_threads(layer_norm_items(width)), 0, args);
+                  row_threads(layer_norm_items(width), LAYERNORM_ITEMS_PER_THREAD), 0, args);
   if (status != cudaSuccess) return status;
   int row_blocks = (rows + PARAM_ROWS_PER_BLOCK - 1) / PARAM_ROWS_PER_BLOCK;
   dim3 blocks((width + PARAM_COLS - 1) / PARAM_COLS, row_blocks < 1024 ? row_blocks : 1024);
