@@ -114,6 +114,7 @@ class Harness:
             # reference's ranks in a distributed test. They are held stopped while
             # the reference runs (the local sandbox gives them a network of their own).
             self.reference_runner.hold = self.student_runner.worker.paused
+        self.student_runner.fresh_after = frozenset(config.fresh_worker_after)
         share_clock(self.student_runner, self.reference_runner)  # they take turns
         self.guard = StudentImportGuard(config.student_packages)
         # The harness's own clock of the current test (see `_on_alarm`).
@@ -132,8 +133,7 @@ class Harness:
         sys.meta_path.insert(0, self.guard)
         for folder in self.config.import_paths:
             sys.path.insert(0, folder)
-        # Signals reach the main thread only; elsewhere the worker calls' own
-        # deadlines are the only bound.
+        # Signals reach the main thread only; elsewhere worker calls' deadlines bound.
         self._timer = threading.current_thread() is threading.main_thread()
         if self._timer:
             self._previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)

@@ -131,6 +131,13 @@ class Assignment:
     late: LatePolicy = doc("Late policy.", default=LatePolicy())
     limits: Limits = doc("Resource limits of grading one submission.", default=Limits())
     timing: tuple[TimingCheck, ...] = doc("Timing checks against the reference.", default=())
+    fresh_worker_after: tuple[str, ...] = doc(
+        "Names of exception types (as the student's code raises them, e.g. CudaError) after "
+        "which the student's worker is replaced before the next test: an error that leaves "
+        "the process unusable (a CUDA context after a kernel's fault) then costs only the "
+        "test that met it, not every later test of the other tasks.",
+        default=(),
+    )
     canvas_assignment_id: str = doc(
         "Canvas assignment id: the gradebook column '<title> (<id>)', and where "
         "`llmsys canvas upload` posts.",

@@ -40,6 +40,11 @@ class HarnessConfig:
     import_paths: tuple[str, ...] = doc("Folders put on the harness's sys.path (shared helpers).")
     timing: tuple[TimingCheck, ...] = doc("The manifest's timing checks.")
     env: dict[str, str] = doc("Environment variables of both workers (thread pools).")
+    fresh_worker_after: tuple[str, ...] = doc(
+        "Exception types of student code after which the student's worker is replaced "
+        "(the manifest's fresh_worker_after).",
+        default=(),
+    )
     reference_cgroups: tuple[str, ...] = doc(
         "Control groups of the reference's worker: a CPU group like the student's, so "
         "both sides of a timing check share the CPU alike on a busy host.",

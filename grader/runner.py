@@ -63,6 +63,11 @@ class Runner:
         #: Runners whose workers share this test's clock (the student's and the
         #: reference's take turns): the time each waited for a CPU is the test's too.
         self.peers: tuple[Runner, ...] = ()
+        #: Exception types of the worker's code after which the worker is replaced
+        #: before the next test (the manifest's fresh_worker_after); `stale` is set
+        #: when one was raised during this test.
+        self.fresh_after: frozenset[str] = frozenset()
+        self.stale = False
 
     def check_import(self, packages: Iterable[str]) -> None:
         """Import the student's packages once; if that fails, every later call fails
@@ -151,6 +156,8 @@ class Runner:
             answered = hasattr(exc, "student_traceback") or (
                 isinstance(exc, WorkerError) and not isinstance(exc, HarnessTimeLimit)
             )
+            if getattr(exc, "student_type", None) in self.fresh_after:
+                self.stale = True
             if not answered:
                 self.interrupted = True
                 self.worker.kill()
@@ -195,11 +202,16 @@ class Runner:
         return process.pid if process is not None else None
 
     def end_test(self) -> str:
-        """What the worker printed during the test (head and tail if long)."""
+        """What the worker printed during the test (head and tail if long). A stale
+        worker (see `fresh_after`) is stopped here: the next call starts a new one."""
         self._deadline = float("inf")
         self._started = float("inf")
         self._poison = None
-        return read_output(self.worker.output, self._output_mark)
+        output = read_output(self.worker.output, self._output_mark)
+        if self.stale:
+            self.worker.kill()
+            self.stale = False
+        return output
 
 
 def share_clock(*runners: Runner) -> None:

@@ -333,4 +333,7 @@ def student_exception(error: Any) -> BaseException:
         except Exception:
             pass  # needs other arguments (UnicodeDecodeError, ExceptionGroup)
     exc.student_traceback = str(error.get("traceback", ""))  # type: ignore[attr-defined]
+    # The type's name as the student's code gave it, compared with the manifest's
+    # fresh_worker_after only (a forged name can only get its own worker replaced).
+    exc.student_type = name if isinstance(name, str) else ""  # type: ignore[attr-defined]
     return exc

@@ -64,6 +64,7 @@ def write_config(placement: Placement, threads: int) -> Path:
         sandbox=placement.sandbox,
         import_paths=(str(seen / "harness" / PUBLIC_TESTS),),
         timing=ctx.assignment.timing,
+        fresh_worker_after=ctx.assignment.fresh_worker_after,
         env={"OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)},
         reference_cgroups=placement.reference_cgroups,
     )

@@ -117,6 +117,40 @@ def test_crash_and_hang_fail_only_their_tests(graded_course: Path, tmp_path: Pat
     )
 
 
+#: add() meets a fault that leaves its process unusable, as a faulting CUDA kernel
+#: leaves its CUDA context: every later call of the process fails, mul's too.
+POISONING_ADD = GOOD_OPS.replace(
+    "def add(x, y):\n    return x + y\n",
+    "class DeviceFault(RuntimeError):\n    pass\n\n\n_lost = []\n\n\n"
+    "def add(x, y):\n    _lost.append(True)\n    raise DeviceFault('illegal memory access')\n",
+).replace(
+    "def mul(x, y):\n",
+    "def mul(x, y):\n    if _lost:\n        raise DeviceFault('the context was lost earlier')\n",
+)
+
+
+@pytest.mark.parametrize(("fresh", "expected"), [(False, 0.0), (True, 6.0)])
+def test_an_error_that_poisons_the_worker_costs_only_its_own_task(
+    graded_course: Path, tmp_path: Path, fresh: bool, expected: float
+):
+    """With the manifest's fresh_worker_after naming the error, the student's worker is
+    replaced after each test that raised it, and mul's tests pass; without, they fail."""
+    if fresh:
+        path = graded_course / "assignments/hw1/assignment.toml"
+        text = path.read_text().replace(
+            "\n[limits]\n", '\nfresh_worker_after = ["DeviceFault"]\n[limits]\n', 1
+        )
+        assert "fresh_worker_after" in text
+        path.write_text(text)
+    result = grade_one(graded_course, submission(tmp_path / "subs", "hal", POISONING_ADD), tmp_path)
+    assert scores(result) == {"hw1.1": 0.0, "hw1.2": expected}
+    mul_tests = [t for t in result.tests if "mul" in t.id]
+    assert len(mul_tests) == 2
+    if not fresh:
+        public = [t for t in mul_tests if t.visibility == "visible"]
+        assert public and all("the context was lost earlier" in t.output for t in public)
+
+
 def test_import_that_hangs_costs_one_time_limit(graded_course: Path, tmp_path: Path):
     start = time.monotonic()
     ops = "while True:\n    pass\n" + GOOD_OPS
