@@ -132,7 +132,8 @@ def grade_batch(
             if done[name] != kept:
                 _save(done[name], folder, unsaved)
         turned_away = [adjust(result) for result in turned_away]
-    on_start(len(submissions), len(todo) + len(turned_away))
+    # Those left out get no result: they are neither graded nor "already graded".
+    on_start(len(submissions) - len(left_out), len(todo) + len(turned_away))
     for result in done.values():
         on_done(result, True)
     for result in turned_away:
@@ -176,7 +177,7 @@ def grade_batch(
                 backend.stop()
                 pool.shutdown(wait=True, cancel_futures=True)
             raise BatchInterrupted(
-                signal_of(exc), saved=len(done), total=len(submissions), out=folder
+                signal_of(exc), saved=len(done), total=len(submissions) - len(left_out), out=folder
             ) from None
         finally:
             pool.shutdown(wait=True)

@@ -74,6 +74,7 @@ def test_only_leaves_out_submissions_never_graded_and_warns(graded_course, tmp_p
     out = tmp_path / "out"
     assert grade(graded_course, subs, out, "--only", "ann") == 0
     printed = capsys.readouterr().out
+    assert "hw1: 1 submission(s), 0 already graded, 1 to grade" in printed
     assert "1 submission(s) have no result and were not graded (not named by --only): bo" in printed
     assert not (out / "hw1/bo").exists()
 
