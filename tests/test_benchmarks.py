@@ -47,37 +47,33 @@ def test_docker_overhead_benchmark_prints_its_figures(docker_backend):
         assert figure in proc.stdout
 
 
-def test_cuda_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
+def run_gpu_benchmark(command: list[str], figures: tuple[str, ...]) -> None:
+    """On a GPU: exit 0, every figure printed, no kernel WRONG; elsewhere: exit 2
+    with the one-line reason on stderr."""
     from grader import gpus
 
-    command = [sys.executable, "benchmarks/cuda_kernels.py", "--sizes", "256", "--repeat", "1"]
-    proc = subprocess.run(
-        [*command, "--shape", "512x512"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     if gpus.detect():
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        for figure in ("ref / torch", "GB/s", "reduce sum, last dim", "map neg"):
+        for figure in figures:
             assert figure in proc.stdout
         assert "WRONG" not in proc.stdout
     else:
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert proc.stderr.strip().startswith("error: no CUDA GPU: "), proc.stderr
+
+
+def test_cuda_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
+    command = [sys.executable, "benchmarks/cuda_kernels.py", "--sizes", "256", "--repeat", "1"]
+    figures = ("ref / torch", "GB/s", "reduce sum, last dim", "map neg")
+    run_gpu_benchmark([*command, "--shape", "512x512"], figures)
 
 
 def test_fused_benchmark_runs_on_a_gpu_and_says_why_not_elsewhere():
-    from grader import gpus
-
     command = [sys.executable, "benchmarks/fused_kernels.py", "--repeat", "1"]
     small = ["--softmax", "2x2x64x64", "--layernorm", "64x100", "--min-time", "0.001"]
-    proc = subprocess.run([*command, *small], cwd=REPO, capture_output=True, text=True, timeout=600)
-    if gpus.detect():
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        for figure in ("softmax forward", "layernorm backward", "% of copy", "GB/s"):
-            assert figure in proc.stdout
-        assert "WRONG" not in proc.stdout
-    else:
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert proc.stderr.strip().startswith("error: no CUDA GPU: "), proc.stderr
+    figures = ("softmax forward", "layernorm backward", "% of copy", "GB/s")
+    run_gpu_benchmark([*command, *small], figures)
     bad = subprocess.run(
         [*command, "--layernorm", "64"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
