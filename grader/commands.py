@@ -184,9 +184,10 @@ def grade(
                     "pass the gradebook export of the archive's course as --roster",
                 )
         found = [s.path for s in staged] if archive is not None else None
+        # Each student's ids by each of them (the late policy's files name students so).
+        keys = {s.name: s.keys for s in staged} if archive is not None else _keys(rows)
         checkouts: list[git_intake.Checkout] = []
         if repos is not None:
-            keys = _keys(rows)
 
             def cutoff(name: str) -> dt.datetime:
                 return _cutoff(a, extended, (name, *keys.get(name.casefold(), ())))
@@ -206,7 +207,7 @@ def grade(
                 times=when,
                 extensions=extended,
                 marked_late=frozenset(s.name for s in staged if s.marked_late),
-                keys={s.name: s.keys for s in staged} if archive is not None else _keys(rows),
+                keys=keys,
                 ledger=free_days,
             )
         extra = {s.name: s.notices for s in staged} | {c.name: (c.notice,) for c in checkouts}

@@ -16,6 +16,7 @@ gradients' sums), standing in for the probe's launch:
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -175,3 +176,56 @@ def test_examples_fail_their_counted_tests(kernel_tests, example):
     bug, timing_failures = EXAMPLES[example]
     failed = failures(kernel_tests, bug)
     assert len(failed) + timing_failures == EXPECTED[example]["failing"], failed
+
+
+def header_constants() -> dict[str, int]:
+    """The numeric macros of kernels/fused.cuh, which the launchers use."""
+    text = (REPO / "kernels" / "fused.cuh").read_text()
+    return {name: int(value) for name, value in re.findall(r"#define (\w+) (\d+)", text)}
+
+
+def test_the_launch_shape_mirror_matches_the_header():
+    """minitorch.fused_runtime restates fused.cuh's launch constants for Python."""
+    source = (REPO / "solutions" / "minitorch" / "fused_runtime.py").read_text()
+    mirrored = {name: int(v) for name, v in re.findall(r"^([A-Z_]+) = (\d+)$", source, re.M)}
+    header = header_constants()
+    assert mirrored and all(header[name] == value for name, value in mirrored.items()), mirrored
+
+
+def test_every_block_size_table_reaches_each_launch_shape():
+    """The tests' tables of rows "of every block size" (fused_cases.BLOCK_SIZES for
+    the softmax, LAYERNORM_WIDTHS for LayerNorm) against fused_launch.cu's rule: each
+    group's rows get one block size, and together they reach every block size, with
+    one item a thread and with the most items a thread."""
+    c = header_constants()
+    sys.path[:0] = [str(HW4 / "tests")]
+    try:
+        import fused_cases
+        import test_fused_kernels
+    finally:
+        del sys.path[:1]
+
+    def shape(items: int, per_thread: int) -> tuple[int, int]:
+        threads = c["ROW_MIN_THREADS"]
+        while threads < c["ROW_THREADS"] and threads * per_thread < items:
+            threads *= 2
+        return threads, -(-items // threads)  # (threads, items of the busiest thread)
+
+    def reached(groups: dict[str, tuple[int, ...]], items: Callable[[int], int], per: int):
+        blocks = {}
+        for label, rows in groups.items():
+            threads = {shape(items(n), per)[0] for n in rows}
+            assert len(threads) == 1, (label, rows, threads)
+            blocks[label] = threads.pop()
+        loads = {shape(items(n), per)[1] for rows in groups.values() for n in rows}
+        return set(blocks.values()), loads
+
+    every = {c["ROW_MIN_THREADS"] << k for k in range(5)}
+    assert every == {64, 128, 256, 512, 1024}
+    blocks, loads = reached(fused_cases.BLOCK_SIZES, lambda n: n, c["SOFTMAX_ITEMS_PER_THREAD"])
+    assert blocks == every and {1, c["SOFTMAX_ITEMS_PER_THREAD"]} <= loads
+    assert max(max(rows) for rows in fused_cases.BLOCK_SIZES.values()) == c["SOFTMAX_MAX_COLS"]
+    ln_items = lambda w: w // 4 if w % 4 == 0 else w  # noqa: E731  (float4 items)
+    per = c["LAYERNORM_ITEMS_PER_THREAD"]
+    blocks, loads = reached(test_fused_kernels.LAYERNORM_WIDTHS, ln_items, per)
+    assert blocks == every and {1, per} <= loads and max(loads) > per  # and longer rows
