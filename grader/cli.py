@@ -208,7 +208,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expect",
         metavar="TOML",
-        help="expected scores ([hwN.<submission>] score = ...); exit 1 on any difference",
+        help="expected scores ([hwN.<submission>] score = ...); exit 1 on any difference "
+        "(with --only, just the named submissions are checked)",
     )
     p.set_defaults(run=grade_command.run)
 

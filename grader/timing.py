@@ -3,7 +3,8 @@
 A timed probe has the signature `probe(seed, size, reps, keep)`: it makes fresh
 inputs from `seed + i` for each of `reps` repetitions, runs the call under test
 on them, and returns `{"sums": [float(output.sum()) per repetition],
-"kept": <the full output of repetition keep>}`. One probe call is one sample.
+"kept": <the full output of repetition keep>}` (a repetition's entry may be a list
+of a few sums, each compared on its own). One probe call is one sample.
 
 Rules, and what each defends against:
 - the clock is the harness's (`time.perf_counter` around the whole round trip),

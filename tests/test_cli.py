@@ -199,6 +199,12 @@ def test_grade_checks_expected_scores(graded_course: Path, tmp_path: Path, capsy
     assert code == 1
     assert "ann: scored 10, expected 9" in out and "bob: expected but not graded" in out
     assert "0 graded, 1 reused" in out
+    # With --only, the entries of submissions it leaves out are not checked.
+    code, out, err = run(capsys, *base, "--only", "ann", "--expect", str(expect))
+    assert code == 1 and "ann: scored 10, expected 9" in out and "bob" not in out, out + err
+    expect.write_text("[hw1.ann]\nscore = 10\n[hw1.bob]\nscore = 0\n")
+    code, out, err = run(capsys, *base, "--only", "ann", "--expect", str(expect))
+    assert code == 0 and "ok: all 1 scores as" in out, out + err
     # A range, for examples whose failures depend on a race.
     expect.write_text("[hw1.ann]\nscore_range = [9.5, 10]\n")
     code, out, err = run(capsys, *base, "--expect", str(expect))

@@ -143,6 +143,28 @@ def test_skipping_repetitions_fails():
         compare(0.0001, transform=lambda v, s: fewer(v, s) if len(v["sums"]) > 1 else v)
 
 
+def test_each_of_a_repetitions_sums_is_compared_on_its_own_scale():
+    """A repetition's entry may list several sums: a large one cannot hide a small
+    one's error (as it would in their total), and a small one is not held to the
+    large one's tolerance."""
+
+    def probe_pair(seed, size, reps, keep):
+        value = probe_square(seed, size, reps, keep)
+        value["sums"] = [[1e6 + s, s] for s in value["sums"]]
+        return value
+
+    def small_off(value, seed):
+        return {**value, "sums": [[big, small * 1.01] for big, small in value["sums"]]}
+
+    clock = Clock()
+    student, reference = runners(clock, 0.001)
+    result = timing.compare(student, reference, probe_pair, CHECK, seed=7, clock=clock)
+    assert result.credit == 1.0
+    student, reference = runners(clock, 0.001, transform=small_off)
+    with pytest.raises(timing.TimingMismatch, match="outputs of the timed calls are wrong"):
+        timing.compare(student, reference, probe_pair, CHECK, seed=7, clock=clock)
+
+
 def test_wrong_kind_of_output_fails():
     with pytest.raises(timing.TimingMismatch, match="did not return the expected outputs"):
         compare(0.001, transform=lambda value, seed: 42)

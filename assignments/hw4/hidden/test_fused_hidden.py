@@ -274,7 +274,13 @@ def probe_time_softmax_backward(seed, size, reps, keep):
 
 
 def probe_time_layernorm(seed, size, reps, keep):
-    """Timed: `reps` LayerNorms of (2^22 / size, size) rows made on the GPU."""
+    """Timed: `reps` LayerNorms of (2^22 / size, size) rows made on the GPU.
+
+    Each repetition's sums are three numbers (out, mean, inv_std), each compared on
+    its own scale, and beta is positive: a sum of outputs with beta about 0 could
+    come out near 0, where a relative tolerance allows nothing and float32's
+    rounding alone (or a bug far below the tolerance) would fail some repetitions
+    at random."""
     from minitorch import fused_runtime as fr
     from minitorch.cuda_runtime import DeviceArray
 
@@ -286,9 +292,9 @@ def probe_time_layernorm(seed, size, reps, keep):
     for i in range(reps):
         x.fill_uniform(3 * (seed + i), -2.0, 3.0)
         gamma.fill_uniform(3 * (seed + i) + 1, 0.5, 1.5)
-        beta.fill_uniform(3 * (seed + i) + 2, -1.0, 1.0)
+        beta.fill_uniform(3 * (seed + i) + 2, 0.5, 1.5)
         fr.layernorm_forward(out, mean, inv_std, x, gamma, beta, rows, size, 1e-5)
-        sums.append(out.sum() + mean.sum() + inv_std.sum())
+        sums.append([out.sum(), mean.sum(), inv_std.sum()])
         if i == keep:
             kept = out.to_numpy()
     return {"sums": sums, "kept": kept}
