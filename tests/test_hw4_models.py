@@ -10,21 +10,28 @@ gradients' sums), standing in for the probe's launch:
 - each example of examples/expected.toml whose bug gives wrong numbers every run
   (not a race) fails exactly as many of these tests as its `failing` says, less
   the timing checks it fails (each one's `why` says which). These counts are
-  what its expected score is derived from on a machine without a GPU.
+  what its expected score is derived from on a machine without a GPU;
+- the timing checks' probes run on host arrays with the same emulation, and each
+  example fails the comparison of timed outputs in exactly the checks EXAMPLES
+  counts; a kernel that skips repetitions fails every check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import sys
+import types
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 
-from grader.manifest import tomllib
+from grader import timing
+from grader.manifest import Course, tomllib
 from tests.conftest import REPO
 
 HW4 = REPO / "assignments" / "hw4"
@@ -176,6 +183,161 @@ def test_examples_fail_their_counted_tests(kernel_tests, example):
     bug, timing_failures = EXAMPLES[example]
     failed = failures(kernel_tests, bug)
     assert len(failed) + timing_failures == EXPECTED[example]["failing"], failed
+
+
+class FakeArray:
+    """minitorch.cuda_runtime.DeviceArray on the host, for the timing probes."""
+
+    def __init__(self, size: int) -> None:
+        self.a = np.zeros(size, F)
+
+    def fill_uniform(self, seed: int, low: float = -1.0, high: float = 1.0) -> None:
+        self.a[:] = np.random.default_rng(seed).uniform(low, high, self.a.size)
+
+    def sum(self) -> float:
+        return float(self.a.sum(dtype=np.float64))
+
+    def to_numpy(self) -> np.ndarray:
+        return self.a.copy()
+
+
+def fake_runtime(bug: str) -> Any:
+    """minitorch.fused_runtime's launchers, as the timing probes call them, on the
+    emulation of the kernels with `bug`."""
+
+    def attn_softmax_forward(out, scores, pad, batch, heads, queries, keys, causal):
+        sizes = {"batch": batch, "heads": heads, "queries": queries, "keys": keys}
+        arrays = {"scores": scores.a, "key_padding": None if pad is None else pad.a}
+        out.a[:] = softmax(bug, arrays, {**sizes, "causal": causal})["out"]
+
+    def attn_softmax_backward(grad_in, grad_out, out, rows, size):
+        arrays = {"grad_out": grad_out.a.reshape(rows, size), "out": out.a.reshape(rows, size)}
+        grad_in.a[:] = softmax_backward(bug, arrays, {})["grad_in"]
+
+    def layernorm_forward(out, mean, inv_std, x, gamma, beta, rows, size, eps):
+        arrays = {"x": x.a, "gamma": gamma.a, "beta": beta.a}
+        got = layernorm(bug, arrays, {"rows": rows, "width": size, "eps": eps})
+        out.a[:], mean.a[:], inv_std.a[:] = got["out"], got["mean"], got["inv_std"]
+
+    def layernorm_backward_launch(grad_in, grad_gamma, grad_beta, grad_out, x, gamma, mean,
+                                  inv_std, rows, size):  # fmt: skip
+        arrays = {"x": x.a, "grad_out": grad_out.a, "gamma": gamma.a}
+        arrays |= {"mean": mean.a, "inv_std": inv_std.a}
+        got = layernorm_backward(bug, arrays, {"rows": rows, "width": size})
+        grad_in.a[:], grad_gamma.a[:] = got["grad_in"], got["grad_gamma"]
+        grad_beta.a[:] = got["grad_beta"]
+
+    return types.SimpleNamespace(
+        attn_softmax_forward=attn_softmax_forward,
+        attn_softmax_backward=attn_softmax_backward,
+        layernorm_forward=layernorm_forward,
+        layernorm_backward=layernorm_backward_launch,
+    )
+
+
+def record(calls: list[Any], probe: Any, **tolerances: float) -> None:
+    calls.append((probe, tolerances))
+
+
+def computing_once(runtime: Any) -> Any:
+    """`runtime` whose launchers run only on the first call: later outputs are stale."""
+    calls = [0]
+
+    def wrap(launch: Callable[..., None]) -> Callable[..., None]:
+        def once(*args: Any) -> None:
+            calls[0] += 1
+            if calls[0] == 1:
+                launch(*args)
+
+        return once
+
+    return types.SimpleNamespace(**{name: wrap(f) for name, f in vars(runtime).items()})
+
+
+@pytest.fixture(scope="module")
+def timed_probes() -> list[tuple[str, Callable[..., Any], tuple[int, ...], dict[str, float]]]:
+    """(timing check, probe, sizes, the tolerances its test compares outputs with)."""
+    sys.path[:0] = [str(HW4 / "tests"), str(HW4 / "hidden")]
+    try:
+        import test_fused_hidden as hidden
+    finally:
+        del sys.path[:2]
+    sizes = {c.id: c.sizes for c in Course.load(REPO).get("hw4").timing}
+    found = []
+    for _, test in inspect.getmembers(hidden, inspect.isfunction):
+        marks = {m.name: m.args for m in getattr(test, "pytestmark", [])}
+        if "timing" in marks:
+            calls: list[tuple[Any, dict[str, float]]] = []
+            test(types.SimpleNamespace(compare=partial(record, calls)))
+            ((probe, tol),) = calls
+            found.append((marks["timing"][0], probe, sizes[marks["timing"][0]], tol))
+    return found
+
+
+#: Timed inputs by size: at these seeds (FakeArray's numbers) a single signed total
+#: of the timed LayerNorm's outputs, means and inverse deviations with beta in
+#: [-1, 1) came within 1.5 of 0, where its relative tolerance allows nothing.
+TIMING_SEEDS = {1024: 10497, 4096: 556}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_examples_fail_their_counted_timing_checks(timed_probes, example, monkeypatch):
+    """The timing checks compare every timed output with the reference's (their own
+    tolerances, the probes' own inputs): the ones an example fails there are the
+    ones its `why` and EXAMPLES count (hw4's timed LayerNorm keeps out's, mean's and
+    inv_std's sums apart: in one signed total about 0, the unbiased variance's error,
+    far below the tolerance, failed some repetitions at random)."""
+    bug = EXAMPLES[example][0]
+    cuda_runtime = types.SimpleNamespace(DeviceArray=FakeArray)
+    monkeypatch.setitem(sys.modules, "minitorch.cuda_runtime", cuda_runtime)
+
+    def outputs(kernels: str, probe: Callable[..., Any], size: int, seed: int) -> Any:
+        package = types.SimpleNamespace(fused_runtime=fake_runtime(kernels))
+        monkeypatch.setitem(sys.modules, "minitorch", package)
+        monkeypatch.setitem(sys.modules, "minitorch.fused_runtime", package.fused_runtime)
+        return probe(seed, size, 2, 1)
+
+    failed = []
+    for check, probe, sizes, tol in timed_probes:
+        for size in sizes:
+            seed = TIMING_SEEDS.get(size, 11)
+            try:
+                got = outputs(bug, probe, size, seed)
+                timing._check(got, outputs("", probe, size, seed), 2, tol["rtol"], tol["atol"])
+            except (Wrong, timing.TimingMismatch):
+                failed.append(f"{check}[{size}]")
+                break
+    assert len(failed) == EXAMPLES[example][1], failed
+
+
+def test_a_timing_check_fails_outputs_that_are_not_recomputed(timed_probes, monkeypatch):
+    """The control: a kernel that computes only the first repetition fails each
+    check through the output of the repetition the harness keeps (chosen at random,
+    here the second), and all but the softmax's also through the sums of every
+    repetition. The softmax's sums cannot tell (each row of probabilities sums to
+    1): for it, the kept repetition is the check."""
+    monkeypatch.setitem(sys.modules, "minitorch.cuda_runtime", types.SimpleNamespace(
+        DeviceArray=FakeArray))  # fmt: skip
+    by_sums = []
+    for check, probe, sizes, tol in timed_probes:
+        values = []
+        for runtime in (fake_runtime(""), computing_once(fake_runtime(""))):
+            package = types.SimpleNamespace(fused_runtime=runtime)
+            monkeypatch.setitem(sys.modules, "minitorch", package)
+            monkeypatch.setitem(sys.modules, "minitorch.fused_runtime", runtime)
+            values.append(probe(5, sizes[0], 2, 1))
+        fresh, stale_value = values
+        with pytest.raises(timing.TimingMismatch):
+            timing._check(stale_value, fresh, 2, tol["rtol"], tol["atol"])
+        with contextlib.suppress(timing.TimingMismatch):
+            timing._check({**stale_value, "kept": fresh["kept"]}, fresh, 2, **tol)
+            continue
+        by_sums.append(check)
+    assert sorted(by_sums) == [
+        "fused-layernorm",
+        "fused-layernorm-backward",
+        "fused-softmax-backward",
+    ]
 
 
 def header_constants() -> dict[str, int]:
