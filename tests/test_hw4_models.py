@@ -19,11 +19,13 @@ gradients' sums), standing in for the probe's launch:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import re
 import sys
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -132,16 +134,20 @@ class Emulated:
         return KERNELS[kind](self.bug, arrays, sizes)
 
 
+def hw4_modules(*names: str) -> list[Any]:
+    """hw4's test modules (public and hidden), imported as pytest would find them."""
+    sys.path[:0] = [str(HW4 / "tests"), str(HW4 / "hidden")]
+    try:
+        return [importlib.import_module(name) for name in names]
+    finally:
+        del sys.path[:2]
+
+
 @pytest.fixture(scope="module")
 def kernel_tests() -> list[tuple[str, Callable[..., None], dict[str, Any]]]:
     """(name, function, arguments) of every kernel test of hw4, public and hidden,
     without the timing checks and hw4.5's (which take other probes)."""
-    sys.path[:0] = [str(HW4 / "tests"), str(HW4 / "hidden")]
-    try:
-        import test_fused_hidden as hidden
-        import test_fused_kernels as public
-    finally:
-        del sys.path[:2]
+    public, hidden = hw4_modules("test_fused_kernels", "test_fused_hidden")
     found = []
     for module in (public, hidden):
         for name, test in inspect.getmembers(module, inspect.isfunction):
@@ -254,14 +260,35 @@ def computing_once(runtime: Any) -> Any:
     return types.SimpleNamespace(**{name: wrap(f) for name, f in vars(runtime).items()})
 
 
+#: Timed inputs by size: at these seeds (FakeArray's numbers) a single signed total
+#: of the timed LayerNorm's outputs, means and inverse deviations with beta in
+#: [-1, 1) came within 1.5 of 0, where its relative tolerance allows nothing.
+TIMING_SEEDS = {1024: 10497, 4096: 556}
+
+
+def timed(runtime: Any, probe: Callable[..., Any], size: int) -> Any:
+    """`probe`'s outputs for two repetitions at `size` (the second one kept), with
+    minitorch's fused_runtime and DeviceArray replaced by `runtime` and FakeArray."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "minitorch", types.SimpleNamespace(fused_runtime=runtime))
+        mp.setitem(sys.modules, "minitorch.fused_runtime", runtime)
+        mp.setitem(sys.modules, "minitorch.cuda_runtime", types.SimpleNamespace(
+            DeviceArray=FakeArray))  # fmt: skip
+        return probe(TIMING_SEEDS.get(size, 11), size, 2, 1)
+
+
+@dataclass(frozen=True)
+class TimedCheck:
+    check: str
+    probe: Callable[..., Any]
+    tolerances: dict[str, float]  #: what its test compares the timed outputs with
+    reference: dict[int, Any]  #: size -> the reference's outputs (`timed`)
+
+
 @pytest.fixture(scope="module")
-def timed_probes() -> list[tuple[str, Callable[..., Any], tuple[int, ...], dict[str, float]]]:
-    """(timing check, probe, sizes, the tolerances its test compares outputs with)."""
-    sys.path[:0] = [str(HW4 / "tests"), str(HW4 / "hidden")]
-    try:
-        import test_fused_hidden as hidden
-    finally:
-        del sys.path[:2]
+def timed_checks() -> list[TimedCheck]:
+    """hw4's timing checks, each with the reference's timed outputs at its sizes."""
+    (hidden,) = hw4_modules("test_fused_hidden")
     sizes = {c.id: c.sizes for c in Course.load(REPO).get("hw4").timing}
     found = []
     for _, test in inspect.getmembers(hidden, inspect.isfunction):
@@ -270,69 +297,47 @@ def timed_probes() -> list[tuple[str, Callable[..., Any], tuple[int, ...], dict[
             calls: list[tuple[Any, dict[str, float]]] = []
             test(types.SimpleNamespace(compare=partial(record, calls)))
             ((probe, tol),) = calls
-            found.append((marks["timing"][0], probe, sizes[marks["timing"][0]], tol))
+            check = marks["timing"][0]
+            reference = {size: timed(fake_runtime(""), probe, size) for size in sizes[check]}
+            found.append(TimedCheck(check, probe, tol, reference))
     return found
 
 
-#: Timed inputs by size: at these seeds (FakeArray's numbers) a single signed total
-#: of the timed LayerNorm's outputs, means and inverse deviations with beta in
-#: [-1, 1) came within 1.5 of 0, where its relative tolerance allows nothing.
-TIMING_SEEDS = {1024: 10497, 4096: 556}
-
-
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
-def test_examples_fail_their_counted_timing_checks(timed_probes, example, monkeypatch):
+def test_examples_fail_their_counted_timing_checks(timed_checks, example):
     """The timing checks compare every timed output with the reference's (their own
     tolerances, the probes' own inputs): the ones an example fails there are the
     ones its `why` and EXAMPLES count (hw4's timed LayerNorm keeps out's, mean's and
     inv_std's sums apart: in one signed total about 0, the unbiased variance's error,
     far below the tolerance, failed some repetitions at random)."""
-    bug = EXAMPLES[example][0]
-    cuda_runtime = types.SimpleNamespace(DeviceArray=FakeArray)
-    monkeypatch.setitem(sys.modules, "minitorch.cuda_runtime", cuda_runtime)
-
-    def outputs(kernels: str, probe: Callable[..., Any], size: int, seed: int) -> Any:
-        package = types.SimpleNamespace(fused_runtime=fake_runtime(kernels))
-        monkeypatch.setitem(sys.modules, "minitorch", package)
-        monkeypatch.setitem(sys.modules, "minitorch.fused_runtime", package.fused_runtime)
-        return probe(seed, size, 2, 1)
-
+    bug, failing = EXAMPLES[example]
     failed = []
-    for check, probe, sizes, tol in timed_probes:
-        for size in sizes:
-            seed = TIMING_SEEDS.get(size, 11)
+    for t in timed_checks:
+        for size, expected in t.reference.items():
             try:
-                got = outputs(bug, probe, size, seed)
-                timing._check(got, outputs("", probe, size, seed), 2, tol["rtol"], tol["atol"])
+                timing._check(timed(fake_runtime(bug), t.probe, size), expected, 2, **t.tolerances)
             except (Wrong, timing.TimingMismatch):
-                failed.append(f"{check}[{size}]")
+                failed.append(f"{t.check}[{size}]")
                 break
-    assert len(failed) == EXAMPLES[example][1], failed
+    assert len(failed) == failing, failed
 
 
-def test_a_timing_check_fails_outputs_that_are_not_recomputed(timed_probes, monkeypatch):
+def test_a_timing_check_fails_outputs_that_are_not_recomputed(timed_checks):
     """The control: a kernel that computes only the first repetition fails each
     check through the output of the repetition the harness keeps (chosen at random,
     here the second), and all but the softmax's also through the sums of every
     repetition. The softmax's sums cannot tell (each row of probabilities sums to
     1): for it, the kept repetition is the check."""
-    monkeypatch.setitem(sys.modules, "minitorch.cuda_runtime", types.SimpleNamespace(
-        DeviceArray=FakeArray))  # fmt: skip
     by_sums = []
-    for check, probe, sizes, tol in timed_probes:
-        values = []
-        for runtime in (fake_runtime(""), computing_once(fake_runtime(""))):
-            package = types.SimpleNamespace(fused_runtime=runtime)
-            monkeypatch.setitem(sys.modules, "minitorch", package)
-            monkeypatch.setitem(sys.modules, "minitorch.fused_runtime", runtime)
-            values.append(probe(5, sizes[0], 2, 1))
-        fresh, stale_value = values
+    for t in timed_checks:
+        size, fresh = next(iter(t.reference.items()))
+        stale = timed(computing_once(fake_runtime("")), t.probe, size)
         with pytest.raises(timing.TimingMismatch):
-            timing._check(stale_value, fresh, 2, tol["rtol"], tol["atol"])
+            timing._check(stale, fresh, 2, **t.tolerances)
         with contextlib.suppress(timing.TimingMismatch):
-            timing._check({**stale_value, "kept": fresh["kept"]}, fresh, 2, **tol)
+            timing._check({**stale, "kept": fresh["kept"]}, fresh, 2, **t.tolerances)
             continue
-        by_sums.append(check)
+        by_sums.append(t.check)
     assert sorted(by_sums) == [
         "fused-layernorm",
         "fused-layernorm-backward",
@@ -360,12 +365,7 @@ def test_every_block_size_table_reaches_each_launch_shape():
     group's rows get one block size, and together they reach every block size, with
     one item a thread and with the most items a thread."""
     c = header_constants()
-    sys.path[:0] = [str(HW4 / "tests")]
-    try:
-        import fused_cases
-        import test_fused_kernels
-    finally:
-        del sys.path[:1]
+    fused_cases, test_fused_kernels = hw4_modules("fused_cases", "test_fused_kernels")
 
     def shape(items: int, per_thread: int) -> tuple[int, int]:
         threads = c["ROW_MIN_THREADS"]
