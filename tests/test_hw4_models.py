@@ -322,6 +322,22 @@ def test_examples_fail_their_counted_timing_checks(timed_checks, example):
     assert len(failed) == failing, failed
 
 
+def test_timed_sums_stay_where_the_relative_tolerance_governs(timed_checks):
+    """Each repetition's sums of every timing check, at 8 seeds, are at least 10
+    times the absolute tolerance over the relative one away from 0: a sum that can
+    land near 0 is checked by the absolute tolerance alone, which lets a wrong
+    kernel through at some seeds and not at others (the softmax gradient's rows of
+    out summing to 1 made each row's gradient sum about 0; LayerNorm's signed
+    totals came within 1.5 of 0)."""
+    for t in timed_checks:
+        size = min(t.reference)
+        for seed in range(8):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setitem(TIMING_SEEDS, size, seed)
+                sums = np.abs(np.asarray(timed(fake_runtime(""), t.probe, size)["sums"], float))
+            assert sums.min() * t.tolerances["rtol"] >= 10 * t.tolerances["atol"], (t.check, seed)
+
+
 def test_a_timing_check_fails_outputs_that_are_not_recomputed(timed_checks):
     """The control: a kernel that computes only the first repetition fails each
     check through the output of the repetition the harness keeps (chosen at random,
