@@ -3,7 +3,8 @@
 // Each kernel does in one launch what hw3's layers do with many map, zip and
 // reduce kernels, reading every number of its row from GPU memory once or twice:
 //
-//   attnSoftmaxKernel          masked softmax of attention scores, per row    (hw4.1)
+//   attnSoftmaxWarpKernel,     masked softmax of attention scores, per row    (hw4.1)
+//   attnSoftmaxKernel
 //   attnSoftmaxBackwardKernel  its gradient                                   (hw4.2)
 //   layerNormKernel            LayerNorm; saves each row's mean and 1 / std   (hw4.3)
 //   layerNormBackwardKernel    the input's gradient                           (hw4.4)
@@ -80,10 +81,10 @@ __device__ bool aligned16(const void* pointer) {
 
 // The masked softmax of each row of attention scores (hw4.1).
 //
-// `in` holds scores of shape (batch, heads, queries, cols): row r (blockIdx.x)
-// belongs to query `r % queries` of sequence `r / (heads * queries)`. Key j
-// of a row is masked when `causal` is 1 and j > query, or when `key_padding`
-// is not nullptr and key_padding[sequence * cols + j] is not 0. Then
+// `in` holds scores of shape (batch, heads, queries, cols): row r belongs to
+// query `r % queries` of sequence `r / (heads * queries)`. Key j of a row is
+// masked when `causal` is 1 and j > query, or when `key_padding` is not
+// nullptr and key_padding[sequence * cols + j] is not 0. Then
 //
 //   out[r, j] = exp(in[r, j] - m) / sum_k exp(in[r, k] - m)   over the keys k not masked,
 //   out[r, j] = 0                                             for a masked key j,
@@ -92,22 +93,65 @@ __device__ bool aligned16(const void* pointer) {
 // exponent is <= 0 and one term is 1: no overflow, no 0 / 0). A row whose
 // every key is masked is all zeros.
 //
-// One block per row, blockDim.x threads (a power of 2, ROW_MIN_THREADS to ROW_THREADS,
-// the launcher picks enough for the row); thread t handles keys t,
-// t + blockDim.x, ... Plan: read the row once into `cache` (masked keys as
-// -INFINITY) keeping each thread's largest score; blockMax; then the exps
-// (back into cache) and blockSum; then write exp / sum.
-__global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,
-                                  int cols, int queries, int heads, int causal) {
-  extern __shared__ float cache[];  // the row: cols floats (given by the launcher)
-  __shared__ float scratch[32];     // for blockMax and blockSum
-  const int row = blockIdx.x;
-  if (row >= rows) return;
-  const int query = row % queries;
-  const int sequence = row / (heads * queries);
-  const float* x = in + (size_t)row * cols;
-  float* y = out + (size_t)row * cols;
-  const float* padding = key_padding == nullptr ? nullptr : key_padding + (size_t)sequence * cols;
+// A row takes one of two shapes (the launcher picks by cols; the kernels
+// below, provided, find the row and call one of the two functions you write):
+//
+// - softmaxRowByWarp, rows of up to SOFTMAX_WARP_COLS keys: one warp a row, no
+//   __syncthreads() and no shared memory. Lane l takes keys l, l + 32, ...
+//   and keeps them in registers (at most SOFTMAX_WARP_COLS / 32 a lane), so the
+//   row is read once; warpMax and warpSum combine the lanes. Short rows are
+//   the common case (a Transformer's attention has one row per query), and a
+//   block per row would leave most of its threads idle on them.
+// - softmaxRowByBlock, longer rows: one block a row, blockDim.x threads (a
+//   power of 2, ROW_MIN_THREADS to ROW_THREADS, the launcher picks enough for
+//   the row); thread t handles keys t, t + blockDim.x, ... Plan: read the row
+//   once into `cache` (cols floats of shared memory; masked keys as -INFINITY)
+//   keeping each thread's largest score; blockMax; then the exps (back into
+//   cache) and blockSum; then write exp / sum.
+//
+// In both, x and y are the row's scores and outputs, padding the row's key
+// padding flags (nullptr when there is no padding mask) and query the row's
+// query.
+
+// One row of up to SOFTMAX_WARP_COLS keys, by the 32 lanes of one warp.
+__device__ void softmaxRowByWarp(float* y, const float* x, const float* padding, int cols,
+                                 int query, int causal) {
+  const int lane = threadIdx.x % 32;
+  // BEGIN SOLUTION hw4.1
+  constexpr int KEYS_PER_LANE = SOFTMAX_WARP_COLS / 32;
+  float score[KEYS_PER_LANE];  // registers: each index below is known when compiling
+  float lane_max = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < KEYS_PER_LANE; ++i) {
+    if (32 * i >= cols) break;  // the same for the whole warp: no lane waits for others
+    const int j = lane + 32 * i;
+    const bool hidden = j >= cols || (causal && j > query) || (padding && padding[j] != 0.0f);
+    score[i] = hidden ? -INFINITY : x[j];
+    lane_max = fmaxf(lane_max, score[i]);
+  }
+  const float row_max = warpMax(lane_max);
+  float lane_sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < KEYS_PER_LANE; ++i) {
+    if (32 * i >= cols) break;
+    // A row whose every key is masked (row_max = -inf) gets zeros, not exp(nan).
+    score[i] = row_max == -INFINITY ? 0.0f : expf(score[i] - row_max);
+    lane_sum += score[i];
+  }
+  const float total = warpSum(lane_sum);
+  const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+#pragma unroll
+  for (int i = 0; i < KEYS_PER_LANE; ++i) {
+    if (32 * i >= cols) break;
+    const int j = lane + 32 * i;
+    if (j < cols) y[j] = score[i] * inv_total;
+  }
+  // END SOLUTION
+}
+
+// One row of more than SOFTMAX_WARP_COLS keys, by the threads of one block.
+__device__ void softmaxRowByBlock(float* y, const float* x, const float* padding, int cols,
+                                  int query, int causal, float* cache, float* scratch) {
   // BEGIN SOLUTION hw4.1
   float local_max = -INFINITY;
   for (int j = threadIdx.x; j < cols; j += blockDim.x) {
@@ -134,6 +178,45 @@ __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_
   // END SOLUTION
 }
 
+// The kernels (provided): each finds the row of its warp or block, and the
+// row's query and padding flags, then calls one of the two functions above.
+// The launcher launches attnSoftmaxWarpKernel for rows of at most
+// SOFTMAX_WARP_COLS keys and attnSoftmaxKernel for longer rows.
+
+__device__ void softmaxRow(int row, float* out, const float* in, const float* key_padding,
+                           int cols, int queries, int heads, const float** x, float** y,
+                           const float** padding, int* query) {
+  const int sequence = row / (heads * queries);
+  *query = row % queries;
+  *x = in + (size_t)row * cols;
+  *y = out + (size_t)row * cols;
+  *padding = key_padding == nullptr ? nullptr : key_padding + (size_t)sequence * cols;
+}
+
+__global__ void attnSoftmaxWarpKernel(float* out, const float* in, const float* key_padding,
+                                      int rows, int cols, int queries, int heads, int causal) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp
+  const float *x, *padding;
+  float* y;
+  int query;
+  softmaxRow(row, out, in, key_padding, cols, queries, heads, &x, &y, &padding, &query);
+  softmaxRowByWarp(y, x, padding, cols, query, causal);
+}
+
+__global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,
+                                  int cols, int queries, int heads, int causal) {
+  extern __shared__ float cache[];  // the row: cols floats (given by the launcher)
+  __shared__ float scratch[32];     // for blockMax and blockSum
+  const int row = blockIdx.x;
+  if (row >= rows) return;  // the whole block
+  const float *x, *padding;
+  float* y;
+  int query;
+  softmaxRow(row, out, in, key_padding, cols, queries, heads, &x, &y, &padding, &query);
+  softmaxRowByBlock(y, x, padding, cols, query, causal, cache, scratch);
+}
+
 // The gradient of the softmax (hw4.2).
 //
 // With y = out (the softmax of a row) and g = grad_out (dL/dy of the row),
@@ -141,7 +224,7 @@ __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_
 //   grad_in[r, j] = y[r, j] * (g[r, j] - sum_k g[r, k] y[r, k]).
 //
 // A masked key has y = 0, so its gradient is 0 without looking at the mask.
-// One block per row, as attnSoftmaxKernel (no dynamic shared memory). Plan:
+// One block per row whatever cols (no dynamic shared memory). Plan:
 // each thread's part of the dot product g . y, blockSum, then the formula.
 __global__ void attnSoftmaxBackwardKernel(float* grad_in, const float* grad_out, const float* out,
                                           int rows, int cols) {

@@ -2,7 +2,7 @@
 // share (provided, not graded).
 //
 // Like combine.cu and launch.cu of hw2, the two files are compiled each on its
-// own and meet only through the declarations below: the five kernels that
+// own and meet only through the declarations below: the six kernels that
 // fused_launch.cu launches, and the launch shapes they are given.
 
 #ifndef MINITORCH_FUSED_CUH
@@ -19,6 +19,11 @@
 #define LAYERNORM_ITEMS_PER_THREAD 4
 // The longest row the attention softmax takes (a row is cached in shared memory).
 #define SOFTMAX_MAX_COLS 8192
+// The attention softmax's rows of at most SOFTMAX_WARP_COLS keys take one warp
+// each (the row in registers, SOFTMAX_WARP_COLS / 32 keys a lane), in blocks of
+// SOFTMAX_WARP_ROWS warps.
+#define SOFTMAX_WARP_COLS 1024
+#define SOFTMAX_WARP_ROWS 4
 // The gamma and beta gradients: blocks of PARAM_COLS x PARAM_ROWS threads, each
 // block summing PARAM_COLS columns over a share of the rows.
 #define PARAM_COLS 32
@@ -28,15 +33,21 @@
 #define PARAM_ROWS_PER_BLOCK 64
 
 // Attention softmax, forward (hw4.1). in, out: (batch, heads, queries, cols),
-// contiguous; one block per row (blockIdx.x = the row), blockDim.x threads (a
-// power of 2 from ROW_MIN_THREADS to ROW_THREADS), cols floats of dynamic shared memory.
-// key_padding: nullptr, or (batch, cols) with a nonzero number at every key
-// that is padding. causal: 1 when key j > query i is masked.
+// contiguous. key_padding: nullptr, or (batch, cols) with a nonzero number at
+// every key that is padding. causal: 1 when key j > query i is masked.
+// Rows of at most SOFTMAX_WARP_COLS keys: attnSoftmaxWarpKernel, a warp per
+// row, blocks of 32 * SOFTMAX_WARP_ROWS threads (warp w of block b takes row
+// b * SOFTMAX_WARP_ROWS + w). Longer rows: attnSoftmaxKernel, one block per row
+// (blockIdx.x = the row), blockDim.x threads (a power of 2 from
+// ROW_MIN_THREADS to ROW_THREADS), cols floats of dynamic shared memory.
+__global__ void attnSoftmaxWarpKernel(float* out, const float* in, const float* key_padding,
+                                      int rows, int cols, int queries, int heads, int causal);
 __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,
                                   int cols, int queries, int heads, int causal);
 
 // Attention softmax, backward (hw4.2): grad_in = dL/d(in) from grad_out = dL/d(out)
-// and out, each (rows, cols), contiguous; launched as attnSoftmaxKernel.
+// and out, each (rows, cols), contiguous; one block per row whatever cols,
+// blockDim.x threads as attnSoftmaxKernel's longer rows (no dynamic shared memory).
 __global__ void attnSoftmaxBackwardKernel(float* grad_in, const float* grad_out, const float* out,
                                           int rows, int cols);
 

@@ -10,19 +10,21 @@
 // launch of each kernel (fusedLaunchCounts), which hw4's tests read to check
 // that the GPU ran the kernel.
 //
-// Launch shapes. A row kernel gets one block per row and, for a row of `items`
-// items, the smallest power of 2 of threads from ROW_MIN_THREADS up to
+// Launch shapes. The attention softmax's rows of at most SOFTMAX_WARP_COLS keys
+// get a warp each, SOFTMAX_WARP_ROWS warps a block. Every other row kernel
+// (and the softmax's longer rows) gets one block per row and, for a row of
+// `items` items, the smallest power of 2 of threads from ROW_MIN_THREADS up to
 // ROW_THREADS that takes the row with at most `per_thread` items a thread
 // (rows longer than ROW_THREADS * per_thread items take more a thread):
-//   - the attention softmax and its gradient: items = cols, per_thread =
-//     SOFTMAX_ITEMS_PER_THREAD;
+//   - the attention softmax (rows longer than SOFTMAX_WARP_COLS) and its
+//     gradient: items = cols, per_thread = SOFTMAX_ITEMS_PER_THREAD;
 //   - LayerNorm and its input's gradient: items = width / 4 when the width is
 //     a multiple of 4 (a float4 an item), else width; per_thread =
 //     LAYERNORM_ITEMS_PER_THREAD.
 // Several items a thread make each block's reductions and __syncthreads()
 // pay for more numbers; blocks of at least two warps let an SM (which holds
 // at most 32 blocks) fill all of its 2048 threads.
-// The softmax gets cols floats of dynamic shared memory (a row); the gradients
+// The softmax's block rows get cols floats of dynamic shared memory; the gradients
 // of gamma and beta get blocks of PARAM_COLS x PARAM_ROWS threads, a column of
 // blocks per PARAM_COLS columns and one row of blocks per PARAM_ROWS_PER_BLOCK
 // rows (at most 1024 rows of blocks).
@@ -82,6 +84,11 @@ int attnSoftmax(float* out, const float* in, const float* key_padding, int batch
   if (rows == 0 || cols == 0) return cudaSuccess;
   causal = causal ? 1 : 0;
   void* args[] = {&out, &in, &key_padding, &rows, &cols, &queries, &heads, &causal};
+  if (cols <= SOFTMAX_WARP_COLS) {  // a warp per row
+    int blocks = (rows + SOFTMAX_WARP_ROWS - 1) / SOFTMAX_WARP_ROWS;
+    return launch(SOFTMAX, (const void*)attnSoftmaxWarpKernel, blocks, 32 * SOFTMAX_WARP_ROWS, 0,
+                  args);
+  }
   return launch(SOFTMAX, (const void*)attnSoftmaxKernel, rows,
                 row_threads(cols, SOFTMAX_ITEMS_PER_THREAD), cols * sizeof(float), args);
 }
@@ -129,8 +136,8 @@ int layerNormBackward(float* grad_in, float* grad_gamma, float* grad_beta, const
                 param_args);
 }
 
-// counts[0..4] = the successful launches so far of attnSoftmaxKernel,
-// attnSoftmaxBackwardKernel, layerNormKernel, layerNormBackwardKernel and
+// counts[0..4] = the successful launches so far of the attention softmax
+// (attnSoftmaxWarpKernel or attnSoftmaxKernel), attnSoftmaxBackwardKernel, layerNormKernel, layerNormBackwardKernel and
 // layerNormParamGradKernel, in this process.
 int fusedLaunchCounts(int64_t* counts) {
   for (int k = 0; k < KINDS; ++k) counts[k] = launches[k];

@@ -376,9 +376,11 @@ def test_the_launch_shape_mirror_matches_the_header():
 
 def test_every_block_size_table_reaches_each_launch_shape():
     """The tests' tables of rows "of every block size" (fused_cases.BLOCK_SIZES for
-    the softmax, LAYERNORM_WIDTHS for LayerNorm) against fused_launch.cu's rule: each
-    group's rows get one block size, and together they reach every block size, with
-    one item a thread and with the most items a thread."""
+    the softmax gradient, LAYERNORM_WIDTHS for LayerNorm) against fused_launch.cu's
+    rule: each group's rows get one block size, and together they reach every block
+    size, with one item a thread and with the most items a thread. The softmax
+    forward's table (SOFTMAX_SHAPES) reaches a warp per row with 1 and with
+    SOFTMAX_WARP_COLS / 32 keys a lane, and every block size of the longer rows."""
     c = header_constants()
     fused_cases, test_fused_kernels = hw4_modules("fused_cases", "test_fused_kernels")
 
@@ -402,6 +404,16 @@ def test_every_block_size_table_reaches_each_launch_shape():
     blocks, loads = reached(fused_cases.BLOCK_SIZES, lambda n: n, c["SOFTMAX_ITEMS_PER_THREAD"])
     assert blocks == every and {1, c["SOFTMAX_ITEMS_PER_THREAD"]} <= loads
     assert max(max(rows) for rows in fused_cases.BLOCK_SIZES.values()) == c["SOFTMAX_MAX_COLS"]
+    warp_cols = c["SOFTMAX_WARP_COLS"]
+    warp = {k: rows for k, rows in fused_cases.SOFTMAX_SHAPES.items() if min(rows) <= warp_cols}
+    assert all(max(rows) <= warp_cols for rows in warp.values()), warp
+    lanes = {-(-n // 32) for rows in warp.values() for n in rows}  # keys a lane
+    assert {1, warp_cols // 32} <= lanes and max(lanes) == warp_cols // 32
+    longer = {k: v for k, v in fused_cases.SOFTMAX_SHAPES.items() if k not in warp}
+    blocks, loads = reached(longer, lambda n: n, c["SOFTMAX_ITEMS_PER_THREAD"])
+    assert blocks == {n for n in every if n * c["SOFTMAX_ITEMS_PER_THREAD"] > warp_cols}
+    assert c["SOFTMAX_ITEMS_PER_THREAD"] in loads
+    assert max(max(rows) for rows in longer.values()) == c["SOFTMAX_MAX_COLS"]
     ln_items = lambda w: w // 4 if w % 4 == 0 else w  # noqa: E731  (float4 items)
     per = c["LAYERNORM_ITEMS_PER_THREAD"]
     blocks, loads = reached(test_fused_kernels.LAYERNORM_WIDTHS, ln_items, per)

@@ -6,9 +6,10 @@ NumPy model of the kernel (fused_cases.py), computed from the same float32
 inputs. A result passes when |got - expected| <= atol + rtol * |expected|
 everywhere; the tolerances are below (they allow for float32 arithmetic).
 
-- hw4.1 softmax: rows of every block size the launcher picks (the shortest and
-  the longest row of each: 1 and 32 keys, 33 and 64, ... 513 and 1024, then
-  1025 and 4096); causal masks, key padding masks and both; rows whose every
+- hw4.1 softmax: rows of every launch shape the launcher picks (the shortest and
+  the longest row of each: a warp per row for 1 to 32 keys, 33 to 64, 65 to
+  256, 257 to 1024, then a block per row for 1025 to 2048, ... 4097 to 8192
+  keys); causal masks, key padding masks and both; rows whose every
   key is masked (all zeros); scores of magnitude 10^4 (exp overflows unless
   the row's maximum is subtracted). rtol 1e-5, atol 1e-6.
 - hw4.2 softmax gradient: rows of every block size; rows with masked keys and
@@ -39,6 +40,7 @@ from fused_cases import (
     BLOCK_SIZES,
     LAYERNORM_TOL,
     SOFTMAX_BACKWARD_TOL,
+    SOFTMAX_SHAPES,
     SOFTMAX_TOL,
     check,
     f32,
@@ -77,9 +79,9 @@ LAYERNORM_WIDTHS = {
 
 
 @pytest.mark.task("hw4.1")
-@pytest.mark.parametrize("block", sorted(BLOCK_SIZES))
-def test_softmax_every_block_size(student, block):
-    for keys in BLOCK_SIZES[block]:
+@pytest.mark.parametrize("shape", sorted(SOFTMAX_SHAPES))
+def test_softmax_every_launch_shape(student, shape):
+    for keys in SOFTMAX_SHAPES[shape]:
         scores = np.random.default_rng(keys).uniform(-5, 5, size=(2, 1, 3, keys))
         got = run_softmax(student, scores)
         check(got, softmax_model(scores), f"softmax of rows of {keys}", **SOFTMAX_TOL)
@@ -87,8 +89,8 @@ def test_softmax_every_block_size(student, block):
 
 @pytest.mark.task("hw4.1")
 def test_softmax_causal(student):
-    for t in (1, 5, 64, 200):
-        scores = np.random.default_rng(t).normal(size=(2, 3, t, t))
+    for batch, heads, t in ((2, 3, 1), (2, 3, 5), (2, 3, 64), (2, 3, 200), (1, 1, 1100)):
+        scores = np.random.default_rng(t).normal(size=(batch, heads, t, t))
         got = run_softmax(student, scores, causal=True)
         check(got, softmax_model(scores, causal=True), f"causal, {t} tokens", **SOFTMAX_TOL)
 
@@ -114,22 +116,22 @@ def test_softmax_causal_and_padding(student):
 @pytest.mark.task("hw4.1")
 def test_softmax_fully_masked_rows_are_zero(student):
     rng = np.random.default_rng(3)
-    t = 40
-    scores = rng.normal(size=(3, 2, t, t))
-    pad = np.zeros((3, t))
-    pad[0, :5] = 1.0  # left padding: with a causal mask, queries 0-4 see no key
-    pad[1, :] = 1.0  # a sequence all padding: every row masked
-    got = run_softmax(student, scores, pad, causal=True)
-    expected = softmax_model(scores, pad, True)
-    assert not expected[0, :, :5].any() and not expected[1].any()
-    check(got, expected, "rows whose every key is masked", **SOFTMAX_TOL)
+    for t in (40, 1030):  # a warp per row, a block per row
+        scores = rng.normal(size=(3, 2, t, t) if t < 1024 else (3, 1, 6, t))
+        pad = np.zeros((3, t))
+        pad[0, :5] = 1.0  # left padding: with a causal mask, queries 0-4 see no key
+        pad[1, :] = 1.0  # a sequence all padding: every row masked
+        got = run_softmax(student, scores, pad, causal=True)
+        expected = softmax_model(scores, pad, True)
+        assert not expected[0, :, :5].any() and not expected[1].any()
+        check(got, expected, f"rows of {t} keys whose every key is masked", **SOFTMAX_TOL)
 
 
 @pytest.mark.task("hw4.1")
 def test_softmax_large_magnitudes(student):
     rng = np.random.default_rng(4)
-    for offset in (0.0, 3e4, -3e4):
-        scores = offset + 1e4 * rng.uniform(-1, 1, size=(2, 2, 5, 700))
+    for offset, keys in ((0.0, 700), (3e4, 700), (-3e4, 700), (3e4, 1500)):
+        scores = offset + 1e4 * rng.uniform(-1, 1, size=(2, 2, 5, keys))
         got = run_softmax(student, scores)
         assert np.isfinite(got).all(), f"scores around {offset:g}: not every output is finite"
         check(got, softmax_model(scores), f"scores of 10^4 around {offset:g}", **SOFTMAX_TOL)

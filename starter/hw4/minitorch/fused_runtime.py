@@ -8,7 +8,8 @@ ValueError, before anything runs on the GPU), launch, and wait for the GPU: a
 CUDA error, in the launch or while the kernel ran, is a `CudaError` whose
 message starts with the kernel's name.
 
-    attn_softmax_forward     attnSoftmaxKernel           (hw4.1)
+    attn_softmax_forward     attnSoftmaxWarpKernel (rows of up to 1024 keys) or
+                             attnSoftmaxKernel (longer rows)                   (hw4.1)
     attn_softmax_backward    attnSoftmaxBackwardKernel   (hw4.2)
     layernorm_forward        layerNormKernel             (hw4.3)
     layernorm_backward       layerNormBackwardKernel and layerNormParamGradKernel (hw4.4)
@@ -32,6 +33,7 @@ __all__ = [
     "ROW_THREADS",
     "SOFTMAX_ITEMS_PER_THREAD",
     "SOFTMAX_MAX_COLS",
+    "SOFTMAX_WARP_COLS",
     "attn_softmax_backward",
     "attn_softmax_forward",
     "launches",
@@ -45,6 +47,8 @@ __all__ = [
 KINDS = ("softmax", "softmax_backward", "layernorm", "layernorm_backward", "layernorm_params")
 #: The longest row the attention softmax takes (fused.cuh).
 SOFTMAX_MAX_COLS = 8192
+#: The attention softmax's rows of at most this many keys take a warp each (fused.cuh).
+SOFTMAX_WARP_COLS = 1024
 #: Most and fewest threads of a row kernel's block (fused.cuh's ROW_THREADS, ROW_MIN_THREADS).
 ROW_THREADS = 1024
 ROW_MIN_THREADS = 64
@@ -137,7 +141,7 @@ def attn_softmax_forward(
         keys,
         int(bool(causal)),
     )
-    _run(status, "attnSoftmaxKernel")
+    _run(status, "attnSoftmaxWarpKernel" if keys <= SOFTMAX_WARP_COLS else "attnSoftmaxKernel")
 
 
 def attn_softmax_backward(

@@ -29,7 +29,22 @@ SOFTMAX_TOL = {"rtol": 1e-5, "atol": 1e-6}
 SOFTMAX_BACKWARD_TOL = {"rtol": 1e-4, "atol": 1e-6}
 LAYERNORM_TOL = {"rtol": 1e-4, "atol": 1e-5}
 
-#: The softmax launchers' blocks for a row of n keys (fused_launch.cu): 64 threads
+#: The softmax forward's launch shapes for a row of n keys (fused_launch.cu): up to
+#: 1024 keys (SOFTMAX_WARP_COLS) a warp per row, with n / 32 keys a lane rounded up
+#: (1, 2, 3 to 8, 9 to 32), then one block per row of 256, 512 or 1024 threads (as
+#: BLOCK_SIZES). Each test of "every launch shape" takes the shortest and the
+#: longest row of one of them.
+SOFTMAX_SHAPES = {
+    "warp1": (1, 32),
+    "warp2": (33, 64),
+    "warp8": (65, 256),
+    "warp32": (257, 1024),
+    "256": (1025, 2048),
+    "512": (2049, 4096),
+    "1024": (4097, 8192),
+}
+
+#: The softmax gradient's blocks for a row of n keys (fused_launch.cu): 64 threads
 #: with one key a thread or fewer, with up to 4 and with up to 8 keys a thread, then
 #: 128, 256, 512 and 1024 threads with up to 8 keys a thread (8192 keys, the most a
 #: row may have, are 8 a thread of 1024). Each test of "every block size" takes the
