@@ -119,14 +119,24 @@ __device__ void softmaxRowByWarp(float* y, const float* x, const float* padding,
   const int lane = threadIdx.x % 32;
   // BEGIN SOLUTION hw4.1
   constexpr int KEYS_PER_LANE = SOFTMAX_WARP_COLS / 32;
-  float score[KEYS_PER_LANE];  // registers: each index below is known when compiling
-  float lane_max = -INFINITY;
+  // Registers: each index below is known when compiling (the loops are unrolled).
+  float score[KEYS_PER_LANE], pad[KEYS_PER_LANE];
+  // Read first, in a loop that uses nothing it reads: the loads then leave one
+  // after another, all in flight at once, where a loop that also used them
+  // (the maximum, the padding flag) would wait for each before the next.
 #pragma unroll
   for (int i = 0; i < KEYS_PER_LANE; ++i) {
     if (32 * i >= cols) break;  // the same for the whole warp: no lane waits for others
     const int j = lane + 32 * i;
-    const bool hidden = j >= cols || (causal && j > query) || (padding && padding[j] != 0.0f);
-    score[i] = hidden ? -INFINITY : x[j];
+    const bool counted = j < cols && !(causal && j > query);  // causally masked keys: not read
+    score[i] = counted ? x[j] : -INFINITY;
+    pad[i] = counted && padding != nullptr ? padding[j] : 0.0f;
+  }
+  float lane_max = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < KEYS_PER_LANE; ++i) {
+    if (32 * i >= cols) break;
+    if (pad[i] != 0.0f) score[i] = -INFINITY;
     lane_max = fmaxf(lane_max, score[i]);
   }
   const float row_max = warpMax(lane_max);
