@@ -7,8 +7,8 @@
 //   attnSoftmaxKernel
 //   attnSoftmaxBackwardKernel  its gradient                                   (hw4.2)
 //   layerNormKernel            LayerNorm; saves each row's mean and 1 / std   (hw4.3)
-//   layerNormBackwardKernel    the input's gradient                           (hw4.4)
-//   layerNormParamGradKernel   gamma's and beta's gradients, over all rows    (hw4.4)
+//   layerNormBackwardKernel    the input's gradient, gamma's and beta's in parts (hw4.4)
+//   layerNormParamGradKernel   the parts of gamma's and beta's gradients added  (hw4.4)
 //
 // Arrays are contiguous float32 arrays in GPU memory. The host functions that
 // launch these kernels are provided in fused_launch.cu (Python calls them
@@ -336,82 +336,166 @@ __global__ void layerNormKernel(float* out, float* mean, float* inv_std, const f
   // END SOLUTION
 }
 
-// The gradient of LayerNorm for its input (hw4.4), from the saved statistics.
-//
-// With xhat[j] = (x[j] - mean[r]) * inv_std[r] and h[j] = grad_out[r, j] * gamma[j],
+// float4 arithmetic, component by component, so that layerNormBackwardKernel
+// can be written once for rows of floats and rows of float4s (provided).
+__device__ float4 operator+(float4 a, float4 b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+__device__ float4 operator-(float4 a, float4 b) {
+  return make_float4(a.x - b.x, a.y - b.y, a.z - b.z, a.w - b.w);
+}
+__device__ float4 operator*(float4 a, float4 b) {
+  return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w);
+}
+__device__ float4 operator-(float4 a, float b) { return make_float4(a.x - b, a.y - b, a.z - b, a.w - b); }
+__device__ float4 operator*(float4 a, float b) { return make_float4(a.x * b, a.y * b, a.z * b, a.w * b); }
+__device__ float4 operator*(float a, float4 b) { return b * a; }
+__device__ float4& operator+=(float4& a, float4 b) { return a = a + b; }
+// The sum of an item's numbers.
+__device__ float total(float a) { return a; }
+__device__ float total(float4 a) { return (a.x + a.y) + (a.z + a.w); }
+// An item of zeros.
+template <typename Item>
+__device__ Item zeros() {
+  return Item{};  // float: 0; float4: four zeros
+}
+
+// LayerNorm's gradients (hw4.4), in one pass over grad_out and in: the input's
 //
 //   grad_in[r, j] = inv_std[r] * (h[j] - sum_k h[k] / width
-//                                      - xhat[j] * sum_k h[k] xhat[k] / width).
+//                                      - xhat[j] * sum_k h[k] xhat[k] / width),
 //
-// One block per row, as layerNormKernel. Plan: the two sums (blockSum), then
-// the formula.
-__global__ void layerNormBackwardKernel(float* grad_in, const float* grad_out, const float* in,
-                                        const float* gamma, const float* mean,
-                                        const float* inv_std, int rows, int width) {
+// with xhat[j] = (x[r, j] - mean[r]) * inv_std[r] and h[j] = grad_out[r, j] * gamma[j]
+// (use the saved mean and inv_std, do not recompute them), and gamma's and beta's,
+//
+//   grad_gamma[j] = sum_r grad_out[r, j] * xhat[r, j]      grad_beta[j] = sum_r grad_out[r, j],
+//
+// sums over every row, which this kernel leaves in parts: block b writes its
+// rows' sums to row b of gamma_part and beta_part (gridDim.x rows of width
+// numbers each), and layerNormParamGradKernel adds up the parts per column.
+//
+// The launcher gives the kernel about as many blocks as the GPU holds at once
+// (gridDim.x <= rows) and blockDim.x threads (a power of 2, ROW_MIN_THREADS to
+// ROW_THREADS). Block b takes rows b, b + gridDim.x, ...; in each, thread t
+// takes items t, t + blockDim.x, ... of the row: at most ITEMS of them, as
+// the launcher picks ITEMS. An item is a float4 (Item = float4: the width is
+// a multiple of 4 and the arrays start on 16-byte boundaries) or one float.
+// So each thread handles the same columns in every row: keep its columns'
+// gamma and their two running sums in registers (arrays of ITEMS, indexed in
+// loops that #pragma unroll unrolls), and write its sums once, at the end.
+// Per row: read the row's items (a loop that uses nothing it reads, as in
+// softmaxRowByWarp), the two sums (blockSum), then grad_in and the running
+// sums. An item past the row's end (index >= n) is zeros and is not written.
+template <typename Item, int ITEMS>
+__global__ void __launch_bounds__(ROW_THREADS)
+    layerNormBackwardKernel(float* grad_in, float* gamma_part, float* beta_part,
+                            const float* grad_out, const float* in, const float* gamma,
+                            const float* mean, const float* inv_std, int rows, int width) {
   __shared__ float scratch[32];  // for blockSum
-  const int row = blockIdx.x;
-  if (row >= rows) return;
-  const float* x = in + (size_t)row * width;
-  const float* dy = grad_out + (size_t)row * width;
-  float* dx = grad_in + (size_t)row * width;
-  const float mu = mean[row], rstd = inv_std[row];
+  const int n = width / (int)(sizeof(Item) / sizeof(float));  // items of a row
+  const Item* g = reinterpret_cast<const Item*>(gamma);
   // BEGIN SOLUTION hw4.4
-  float s1 = 0.0f, s2 = 0.0f;  // sums of h and of h * xhat
-  for (int j = threadIdx.x; j < width; j += blockDim.x) {
-    const float h = dy[j] * gamma[j];
-    s1 += h;
-    s2 += h * ((x[j] - mu) * rstd);
+  Item gam[ITEMS], sum_dy_xhat[ITEMS], sum_dy[ITEMS];
+#pragma unroll
+  for (int i = 0; i < ITEMS; ++i) {
+    const int v = threadIdx.x + i * blockDim.x;
+    gam[i] = v < n ? g[v] : zeros<Item>();
+    sum_dy_xhat[i] = zeros<Item>();
+    sum_dy[i] = zeros<Item>();
   }
-  const float mean_h = blockSum(s1, scratch) / width;
-  const float mean_hx = blockSum(s2, scratch) / width;
-  for (int j = threadIdx.x; j < width; j += blockDim.x) {
-    const float xhat = (x[j] - mu) * rstd;
-    dx[j] = rstd * (dy[j] * gamma[j] - mean_h - xhat * mean_hx);
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const Item* x = reinterpret_cast<const Item*>(in + (size_t)row * width);
+    const Item* dy = reinterpret_cast<const Item*>(grad_out + (size_t)row * width);
+    Item* dx = reinterpret_cast<Item*>(grad_in + (size_t)row * width);
+    Item xs[ITEMS], dys[ITEMS];
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i) {
+      const int v = threadIdx.x + i * blockDim.x;
+      xs[i] = v < n ? x[v] : zeros<Item>();
+      dys[i] = v < n ? dy[v] : zeros<Item>();
+    }
+    const float mu = mean[row], rstd = inv_std[row];
+    float s1 = 0.0f, s2 = 0.0f;  // sums of h and of h * xhat
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i) {
+      xs[i] = (xs[i] - mu) * rstd;  // xhat (past the row's end dys is 0, so h is too)
+      const Item h = dys[i] * gam[i];
+      s1 += total(h);
+      s2 += total(h * xs[i]);
+    }
+    const float mean_h = blockSum(s1, scratch) / width;
+    const float mean_hx = blockSum(s2, scratch) / width;
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i) {
+      const int v = threadIdx.x + i * blockDim.x;
+      if (v < n) dx[v] = rstd * (dys[i] * gam[i] - mean_h - xs[i] * mean_hx);
+      sum_dy_xhat[i] += dys[i] * xs[i];
+      sum_dy[i] += dys[i];
+    }
+  }
+  Item* gp = reinterpret_cast<Item*>(gamma_part + (size_t)blockIdx.x * width);
+  Item* bp = reinterpret_cast<Item*>(beta_part + (size_t)blockIdx.x * width);
+#pragma unroll
+  for (int i = 0; i < ITEMS; ++i) {
+    const int v = threadIdx.x + i * blockDim.x;
+    if (v < n) {
+      gp[v] = sum_dy_xhat[i];
+      bp[v] = sum_dy[i];
+    }
   }
   // END SOLUTION
 }
 
-// The gradients of gamma and beta (hw4.4), summed over every row:
+// The copies of layerNormBackwardKernel the launcher may pick (compiled here,
+// where the template is): float4 items up to 2 a thread (8192 / 4 / 1024),
+// floats up to 8.
+#define BACKWARD_KERNEL(ITEM, K)                                                         \
+  template __global__ void layerNormBackwardKernel<ITEM, K>(                             \
+      float*, float*, float*, const float*, const float*, const float*, const float*, \
+      const float*, int, int);
+BACKWARD_KERNEL(float4, 1)
+BACKWARD_KERNEL(float4, 2)
+BACKWARD_KERNEL(float, 1)
+BACKWARD_KERNEL(float, 2)
+BACKWARD_KERNEL(float, 4)
+BACKWARD_KERNEL(float, 8)
+#undef BACKWARD_KERNEL
+
+// gamma's and beta's gradients (hw4.4): the sums of the `parts` rows of
+// gamma_part and beta_part (layerNormBackwardKernel's blocks' sums), per column.
 //
-//   grad_gamma[j] = sum_r grad_out[r, j] * xhat[r, j]      grad_beta[j] = sum_r grad_out[r, j]
-//
-// Blocks of PARAM_COLS x PARAM_ROWS threads: thread (tx, ty) of block
-// (blockIdx.x, blockIdx.y) handles column blockIdx.x * PARAM_COLS + tx (if it
-// is below width), rows blockIdx.y * PARAM_ROWS + ty, stepping by
-// gridDim.y * PARAM_ROWS (neighbouring threads read neighbouring numbers).
-// The launcher clears grad_gamma and grad_beta first; when the rows are many,
-// gridDim.y > 1 blocks share each column, so each block adds its sums in.
-// Plan: each thread's sums over its rows; the PARAM_ROWS threads of a column
-// add theirs up through shared memory (wait for every thread to write before
-// reading); one thread per column adds the block's total with atomicAdd.
+// One row of blocks of PARAM_COLS x PARAM_ROWS threads: thread (tx, ty) of
+// block blockIdx.x handles column blockIdx.x * PARAM_COLS + tx (if it is
+// below width) and parts ty, ty + PARAM_ROWS, ... (neighbouring threads read
+// neighbouring numbers). Plan: each thread's sums over its parts; the
+// PARAM_ROWS threads of a column add theirs up through shared memory (wait for
+// every thread to write before reading); one thread per column stores the
+// column's totals (a block holds whole columns: nothing to add across blocks).
 __global__ void layerNormParamGradKernel(float* grad_gamma, float* grad_beta,
-                                         const float* grad_out, const float* in,
-                                         const float* mean, const float* inv_std, int rows,
-                                         int width) {
-  __shared__ float gamma_part[PARAM_ROWS][PARAM_COLS];
-  __shared__ float beta_part[PARAM_ROWS][PARAM_COLS];
+                                         const float* gamma_part, const float* beta_part,
+                                         int parts, int width) {
+  __shared__ float gamma_sum[PARAM_ROWS][PARAM_COLS];
+  __shared__ float beta_sum[PARAM_ROWS][PARAM_COLS];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int col = blockIdx.x * PARAM_COLS + tx;
   // BEGIN SOLUTION hw4.4
   float dgamma = 0.0f, dbeta = 0.0f;
   if (col < width) {
-    for (int r = blockIdx.y * PARAM_ROWS + ty; r < rows; r += gridDim.y * PARAM_ROWS) {
-      const size_t at = (size_t)r * width + col;
-      const float g = grad_out[at];
-      dgamma += g * ((in[at] - mean[r]) * inv_std[r]);
-      dbeta += g;
+    for (int p = ty; p < parts; p += PARAM_ROWS) {
+      dgamma += gamma_part[(size_t)p * width + col];
+      dbeta += beta_part[(size_t)p * width + col];
     }
   }
-  gamma_part[ty][tx] = dgamma;
-  beta_part[ty][tx] = dbeta;
+  gamma_sum[ty][tx] = dgamma;
+  beta_sum[ty][tx] = dbeta;
   __syncthreads();
   if (ty == 0 && col < width) {
     for (int k = 1; k < PARAM_ROWS; ++k) {
-      dgamma += gamma_part[k][tx];
-      dbeta += beta_part[k][tx];
+      dgamma += gamma_sum[k][tx];
+      dbeta += beta_sum[k][tx];
     }
-    atomicAdd(&grad_gamma[col], dgamma);
-    atomicAdd(&grad_beta[col], dbeta);
+    grad_gamma[col] = dgamma;
+    grad_beta[col] = dbeta;
   }
   // END SOLUTION
 }

@@ -2,7 +2,7 @@
 // share (provided, not graded).
 //
 // Like combine.cu and launch.cu of hw2, the two files are compiled each on its
-// own and meet only through the declarations below: the six kernels that
+// own and meet only through the declarations below: the kernels that
 // fused_launch.cu launches, and the launch shapes they are given.
 
 #ifndef MINITORCH_FUSED_CUH
@@ -24,13 +24,16 @@
 // SOFTMAX_WARP_ROWS warps.
 #define SOFTMAX_WARP_COLS 1024
 #define SOFTMAX_WARP_ROWS 4
-// The gamma and beta gradients: blocks of PARAM_COLS x PARAM_ROWS threads, each
-// block summing PARAM_COLS columns over a share of the rows.
+// The widest row LayerNorm takes (layerNormBackwardKernel keeps a thread's
+// columns in registers: at most 8 floats or 2 float4s of a row of 8192).
+#define LAYERNORM_MAX_WIDTH 8192
+// Items of a row a thread of layerNormBackwardKernel takes before the launcher
+// gives its block more threads (it keeps four numbers for each in registers).
+#define LAYERNORM_BACKWARD_ITEMS_PER_THREAD 2
+// The gamma and beta gradients' sums of parts: blocks of PARAM_COLS x PARAM_ROWS
+// threads, each block summing every part of PARAM_COLS columns.
 #define PARAM_COLS 32
-#define PARAM_ROWS 8
-// Rows a block of the gamma and beta gradients covers at most, before the rows
-// are split over more blocks.
-#define PARAM_ROWS_PER_BLOCK 64
+#define PARAM_ROWS 32
 
 // Attention softmax, forward (hw4.1). in, out: (batch, heads, queries, cols),
 // contiguous. key_padding: nullptr, or (batch, cols) with a nonzero number at
@@ -58,19 +61,28 @@ __global__ void layerNormKernel(float* out, float* mean, float* inv_std, const f
                                 const float* gamma, const float* beta, int rows, int width,
                                 float eps);
 
-// LayerNorm, backward (hw4.4), the input's gradient: launched as layerNormKernel.
-__global__ void layerNormBackwardKernel(float* grad_in, const float* grad_out, const float* in,
+// LayerNorm, backward (hw4.4), in one pass: grad_in (rows, width), and each
+// block's sums of gamma's and beta's gradients over its rows in row blockIdx.x
+// of gamma_part and beta_part (gridDim.x rows of width floats, from the
+// launcher). gridDim.x <= rows blocks, about as many as the GPU holds at once
+// (block b takes rows b, b + gridDim.x, ...); blockDim.x threads (a power of 2
+// from ROW_MIN_THREADS to ROW_THREADS), thread t taking items t, t + blockDim.x,
+// ... of each row, at most ITEMS of them. Item: float4 when the width is a
+// multiple of 4 and grad_in, grad_out, in and gamma start on 16-byte
+// boundaries, else float. fused.cu compiles <float4, 1 or 2> and <float, 1, 2,
+// 4 or 8>.
+template <typename Item, int ITEMS>
+__global__ void layerNormBackwardKernel(float* grad_in, float* gamma_part, float* beta_part,
+                                        const float* grad_out, const float* in,
                                         const float* gamma, const float* mean,
                                         const float* inv_std, int rows, int width);
 
-// LayerNorm, backward (hw4.4), gamma's and beta's gradients, summed over the rows:
-// blocks of (PARAM_COLS, PARAM_ROWS) threads; block (blockIdx.x, blockIdx.y)
-// covers columns blockIdx.x * PARAM_COLS on and rows blockIdx.y * PARAM_ROWS +
-// threadIdx.y, stepping by gridDim.y * PARAM_ROWS. grad_gamma and grad_beta hold
-// zeros when it starts (the launcher clears them).
+// LayerNorm, backward (hw4.4), gamma's and beta's gradients: the sums per column
+// of the `parts` rows of gamma_part and beta_part. One row of blocks of
+// (PARAM_COLS, PARAM_ROWS) threads; block blockIdx.x covers columns
+// blockIdx.x * PARAM_COLS on, thread (tx, ty) parts ty, ty + PARAM_ROWS, ...
 __global__ void layerNormParamGradKernel(float* grad_gamma, float* grad_beta,
-                                         const float* grad_out, const float* in,
-                                         const float* mean, const float* inv_std, int rows,
-                                         int width);
+                                         const float* gamma_part, const float* beta_part,
+                                         int parts, int width);
 
 #endif  // MINITORCH_FUSED_CUH

@@ -18,16 +18,20 @@
 // (rows longer than ROW_THREADS * per_thread items take more a thread):
 //   - the attention softmax (rows longer than SOFTMAX_WARP_COLS) and its
 //     gradient: items = cols, per_thread = SOFTMAX_ITEMS_PER_THREAD;
-//   - LayerNorm and its input's gradient: items = width / 4 when the width is
-//     a multiple of 4 (a float4 an item), else width; per_thread =
-//     LAYERNORM_ITEMS_PER_THREAD.
+//   - LayerNorm: items = width / 4 when the width is a multiple of 4 (a
+//     float4 an item), else width; per_thread = LAYERNORM_ITEMS_PER_THREAD.
 // Several items a thread make each block's reductions and __syncthreads()
 // pay for more numbers; blocks of at least two warps let an SM (which holds
 // at most 32 blocks) fill all of its 2048 threads.
-// The softmax's block rows get cols floats of dynamic shared memory; the gradients
-// of gamma and beta get blocks of PARAM_COLS x PARAM_ROWS threads, a column of
-// blocks per PARAM_COLS columns and one row of blocks per PARAM_ROWS_PER_BLOCK
-// rows (at most 1024 rows of blocks).
+// The softmax's block rows get cols floats of dynamic shared memory.
+// LayerNorm's gradient is not one block per row: layerNormBackwardKernel gets
+// as many blocks as the GPU holds at once (at most one per row), each taking
+// every gridDim.x-th row, threads by the rule above with LayerNorm's items and
+// per_thread = LAYERNORM_BACKWARD_ITEMS_PER_THREAD, and the copy of the kernel
+// that holds that many items a thread (ITEMS, a power of 2); then
+// layerNormParamGradKernel, one row of blocks of PARAM_COLS x PARAM_ROWS
+// threads, adds up the blocks' parts of gamma's and beta's gradients (kept in
+// a workspace this file allocates and keeps).
 
 #include <stdint.h>
 
@@ -60,6 +64,27 @@ int row_threads(int items, int per_thread) {
 
 // Items of a LayerNorm row: float4s when the width allows them.
 int layer_norm_items(int width) { return width % 4 == 0 ? width / 4 : width; }
+
+// Whether `pointer` is on a 16-byte boundary (where a float4 may be loaded).
+bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
+// A GPU array of at least `floats` floats, kept for the next call (LayerNorm's
+// gradient writes its blocks' sums there). It grows when asked for more;
+// cudaFree waits for the GPU, so no kernel still uses the old one.
+cudaError_t workspace(size_t floats, float** out) {
+  static float* held = nullptr;
+  static size_t capacity = 0;
+  if (floats > capacity) {
+    if (held != nullptr) cudaFree(held);
+    held = nullptr;
+    capacity = 0;
+    cudaError_t status = cudaMalloc(&held, floats * sizeof(float));
+    if (status != cudaSuccess) return status;
+    capacity = floats;
+  }
+  *out = held;
+  return cudaSuccess;
+}
 
 // rows = a * b * c, or -1 when it does not fit an int.
 int product(int a, int b, int c) {
@@ -106,7 +131,7 @@ int attnSoftmaxBackward(float* grad_in, const float* grad_out, const float* out,
 // LayerNorm of in (rows, width) into out; mean and inv_std (rows) saved.
 int layerNorm(float* out, float* mean, float* inv_std, const float* in, const float* gamma,
               const float* beta, int rows, int width, float eps) {
-  if (rows < 0 || width < 0) return cudaErrorInvalidValue;
+  if (rows < 0 || width < 0 || width > LAYERNORM_MAX_WIDTH) return cudaErrorInvalidValue;
   if (rows == 0 || width == 0) return cudaSuccess;
   void* args[] = {&out, &mean, &inv_std, &in, &gamma, &beta, &rows, &width, &eps};
   return launch(LAYERNORM, (const void*)layerNormKernel, rows,
@@ -118,21 +143,46 @@ int layerNorm(float* out, float* mean, float* inv_std, const float* in, const fl
 int layerNormBackward(float* grad_in, float* grad_gamma, float* grad_beta, const float* grad_out,
                       const float* in, const float* gamma, const float* mean,
                       const float* inv_std, int rows, int width) {
-  if (rows < 0 || width < 0) return cudaErrorInvalidValue;
+  if (rows < 0 || width < 0 || width > LAYERNORM_MAX_WIDTH) return cudaErrorInvalidValue;
   if (width == 0) return cudaSuccess;
-  // The kernel adds every block's sums into the gradients of gamma and beta.
-  cudaError_t status = cudaMemsetAsync(grad_gamma, 0, width * sizeof(float), nullptr);
-  if (status == cudaSuccess) status = cudaMemsetAsync(grad_beta, 0, width * sizeof(float), nullptr);
-  if (status != cudaSuccess || rows == 0) return status;
-  void* args[] = {&grad_in, &grad_out, &in, &gamma, &mean, &inv_std, &rows, &width};
-  status = launch(LAYERNORM_BACKWARD, (const void*)layerNormBackwardKernel, rows,
-                  row_threads(layer_norm_items(width), LAYERNORM_ITEMS_PER_THREAD), 0, args);
+  // The kernel's items: float4s where every row of every array starts on a
+  // 16-byte boundary, and as few copies of a thread's columns as hold the row.
+  const bool vectorized = width % 4 == 0 && aligned16(grad_in) && aligned16(grad_out) &&
+                          aligned16(in) && aligned16(gamma);
+  const int items = vectorized ? width / 4 : width;
+  const int threads = row_threads(items, LAYERNORM_BACKWARD_ITEMS_PER_THREAD);
+  const int per_thread = (items + threads - 1) / threads;  // 1 to 8 (2 for float4s)
+  const void* kernel = vectorized ? (per_thread <= 1 ? (const void*)layerNormBackwardKernel<float4, 1>
+                                                     : (const void*)layerNormBackwardKernel<float4, 2>)
+                       : per_thread <= 1 ? (const void*)layerNormBackwardKernel<float, 1>
+                       : per_thread <= 2 ? (const void*)layerNormBackwardKernel<float, 2>
+                       : per_thread <= 4 ? (const void*)layerNormBackwardKernel<float, 4>
+                                         : (const void*)layerNormBackwardKernel<float, 8>;
+  // As many blocks as the GPU holds at once, one part of the sums each.
+  int device = 0, sms = 0, per_sm = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess) {
+    status = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  }
+  if (status == cudaSuccess) {
+    status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0);
+  }
   if (status != cudaSuccess) return status;
-  int row_blocks = (rows + PARAM_ROWS_PER_BLOCK - 1) / PARAM_ROWS_PER_BLOCK;
-  dim3 blocks((width + PARAM_COLS - 1) / PARAM_COLS, row_blocks < 1024 ? row_blocks : 1024);
-  dim3 threads(PARAM_COLS, PARAM_ROWS);
-  void* param_args[] = {&grad_gamma, &grad_beta, &grad_out, &in, &mean, &inv_std, &rows, &width};
-  return launch(LAYERNORM_PARAMS, (const void*)layerNormParamGradKernel, blocks, threads, 0,
+  const int64_t most = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
+  int parts = rows < most ? rows : (int)most;
+  float* gamma_part = nullptr;
+  status = workspace(2 * (size_t)parts * width, &gamma_part);
+  if (status != cudaSuccess) return status;
+  float* beta_part = gamma_part + (size_t)parts * width;
+  if (rows > 0) {
+    void* args[] = {&grad_in, &gamma_part, &beta_part, &grad_out, &in,
+                    &gamma,   &mean,       &inv_std,   &rows,     &width};
+    status = launch(LAYERNORM_BACKWARD, kernel, parts, threads, 0, args);
+    if (status != cudaSuccess) return status;
+  }
+  dim3 blocks((width + PARAM_COLS - 1) / PARAM_COLS), param_threads(PARAM_COLS, PARAM_ROWS);
+  void* param_args[] = {&grad_gamma, &grad_beta, &gamma_part, &beta_part, &parts, &width};
+  return launch(LAYERNORM_PARAMS, (const void*)layerNormParamGradKernel, blocks, param_threads, 0,
                 param_args);
 }
 

@@ -100,8 +100,8 @@ def layernorm(bug: str, a: dict[str, Any], s: dict[str, Any]) -> dict[str, np.nd
 
 def layernorm_backward(bug: str, a: dict[str, Any], s: dict[str, Any]) -> dict[str, np.ndarray]:
     rows, width = s["rows"], s["width"]
-    if bug == "dgamma-not-reduced" and rows > 64:
-        raise Wrong("only one block's sums reach grad_gamma and grad_beta")
+    if bug == "dgamma-not-reduced" and rows > 32:  # more blocks (parts) than PARAM_ROWS
+        raise Wrong("the blocks' sums past the first 32 never reach grad_gamma and grad_beta")
     x = np.asarray(a["x"], F).reshape(rows, width)
     dy = np.asarray(a["grad_out"], F).reshape(rows, width)
     gamma = np.asarray(a["gamma"], F)
@@ -418,3 +418,26 @@ def test_every_block_size_table_reaches_each_launch_shape():
     per = c["LAYERNORM_ITEMS_PER_THREAD"]
     blocks, loads = reached(test_fused_kernels.LAYERNORM_WIDTHS, ln_items, per)
     assert blocks == every and {1, per} <= loads and max(loads) > per  # and longer rows
+    widest = max(max(rows) for rows in test_fused_kernels.LAYERNORM_WIDTHS.values())
+    assert widest == c["LAYERNORM_MAX_WIDTH"]
+    # The gradient: block sizes by its own rule, and each copy of the kernel
+    # (items a thread, rounded up to a power of 2) for float4s and for numbers.
+    groups = test_fused_kernels.LAYERNORM_BACKWARD_WIDTHS
+    per = c["LAYERNORM_BACKWARD_ITEMS_PER_THREAD"]
+    blocks, _ = reached(groups, ln_items, per)
+    assert blocks == every
+    copies = set()
+    for width in (w for rows in groups.values() for w in rows):
+        load = shape(ln_items(width), per)[1]
+        copies.add((width % 4 == 0, 1 << (load - 1).bit_length()))
+    assert copies == {(True, 1), (True, 2), (False, 1), (False, 2), (False, 4), (False, 8)}
+    assert max(w for rows in groups.values() for w in rows) == c["LAYERNORM_MAX_WIDTH"]
+    launcher = (REPO / "kernels" / "fused_launch.cu").read_text()
+    compiled = set(
+        re.findall(
+            r"BACKWARD_KERNEL\((float4?), (\d+)\)", (REPO / "kernels" / "fused.cu").read_text()
+        )
+    )
+    assert compiled == {("float4" if v else "float", str(k)) for v, k in copies}
+    picked = set(re.findall(r"layerNormBackwardKernel<(float4?), (\d+)>", launcher))
+    assert picked == compiled

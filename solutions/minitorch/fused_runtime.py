@@ -14,6 +14,9 @@ message starts with the kernel's name.
     layernorm_forward        layerNormKernel             (hw4.3)
     layernorm_backward       layerNormBackwardKernel and layerNormParamGradKernel (hw4.4)
 
+Widths of LayerNorm are 1 to LAYERNORM_MAX_WIDTH (8192), rows of the softmax
+0 to SOFTMAX_MAX_COLS (8192) keys: a wider row is a ValueError.
+
 `launches()` says how many times each kernel has run in this process (the
 launchers count them), so a test can tell work done on the GPU from work done
 anywhere else.
@@ -28,7 +31,9 @@ from .cuda_runtime import DeviceArray
 
 __all__ = [
     "KINDS",
+    "LAYERNORM_BACKWARD_ITEMS_PER_THREAD",
     "LAYERNORM_ITEMS_PER_THREAD",
+    "LAYERNORM_MAX_WIDTH",
     "ROW_MIN_THREADS",
     "ROW_THREADS",
     "SOFTMAX_ITEMS_PER_THREAD",
@@ -55,6 +60,9 @@ ROW_MIN_THREADS = 64
 #: Items of a row a thread takes before its block gets more threads (fused.cuh).
 SOFTMAX_ITEMS_PER_THREAD = 8
 LAYERNORM_ITEMS_PER_THREAD = 4
+LAYERNORM_BACKWARD_ITEMS_PER_THREAD = 2
+#: The widest row LayerNorm takes (fused.cuh).
+LAYERNORM_MAX_WIDTH = 8192
 
 _declared: ctypes.CDLL | None = None
 
@@ -92,7 +100,8 @@ def row_threads(items: int, per_thread: int) -> int:
     ROW_THREADS with at most `per_thread` items a thread (ROW_THREADS for
     longer rows). `per_thread` is SOFTMAX_ITEMS_PER_THREAD for the softmax
     kernels (items = keys) and LAYERNORM_ITEMS_PER_THREAD for LayerNorm's
-    (items = width / 4 float4s when 4 divides the width, else width)."""
+    (items = width / 4 float4s when 4 divides the width, else width),
+    LAYERNORM_BACKWARD_ITEMS_PER_THREAD for its gradient's."""
     threads = ROW_MIN_THREADS
     while threads < ROW_THREADS and threads * per_thread < items:
         threads *= 2
@@ -155,6 +164,13 @@ def attn_softmax_backward(
     _run(status, "attnSoftmaxBackwardKernel")
 
 
+def _check_width(width: int) -> None:
+    if not 0 <= width <= LAYERNORM_MAX_WIDTH:
+        raise ValueError(
+            f"rows of width {width}; the LayerNorm kernels take 0 to {LAYERNORM_MAX_WIDTH}"
+        )
+
+
 def layernorm_forward(
     out: DeviceArray,
     mean: DeviceArray,
@@ -168,6 +184,7 @@ def layernorm_forward(
 ) -> None:
     """`out` = LayerNorm of `x` (rows, width) with `gamma` and `beta` (width);
     each row's mean and 1 / sqrt(var + eps) into `mean` and `inv_std` (rows)."""
+    _check_width(width)
     for array, size, name in (
         (out, rows * width, "out"),
         (x, rows * width, "x"),
@@ -198,6 +215,7 @@ def layernorm_backward(
     """LayerNorm's gradients from `grad_out` (rows, width), the forward's input
     `x`, `gamma` and the saved `mean` and `inv_std`: `grad_in` (rows, width),
     `grad_gamma` and `grad_beta` (width, summed over the rows)."""
+    _check_width(width)
     for array, size, name in (
         (grad_in, rows * width, "grad_in"),
         (grad_out, rows * width, "grad_out"),

@@ -7,8 +7,8 @@ Stronger than the public tests, with the same probes and NumPy models
 - hw4.2: random shapes with masked keys, rows of 8192;
 - hw4.3: random widths from 1 to 8192 and random eps, 600 rows of 8192, rows
   of mean -10^4;
-- hw4.4: random shapes, 200,000 rows (each block of the gamma and beta
-  gradients then takes many rows);
+- hw4.4: random shapes, 200,000 rows (each block of the gradient kernel then
+  takes many rows);
 - hw4.5: the fused TransformerLayer and MultiHeadAttention on the GPU against
   the reference's layers without fused kernels on the CPU (float64);
 - timing (the grader's `timing` fixture): each kernel against the reference's

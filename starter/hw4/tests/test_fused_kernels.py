@@ -20,8 +20,10 @@ everywhere; the tolerances are below (they allow for float32 arithmetic).
   and a spread of 1 (rtol 1e-3, atol 2e-3: the inputs themselves are only
   that precise in float32); constant rows (variance 0); many rows. Else rtol
   1e-4, atol 1e-5 (mean: atol 1e-5; inv_std: rtol 1e-4).
-- hw4.4 LayerNorm gradients: the same widths; 65 to 70,000 rows (the
-  gradients of gamma and beta add up blocks of rows). rtol 1e-4, atol 1e-4
+- hw4.4 LayerNorm gradients: widths of every launch shape (its own table:
+  up to 2 items a thread, copies of the kernel for 1, 2, 4 and 8); 65 to
+  70,000 rows (each block takes many rows, and the gradients of gamma and
+  beta add up the blocks' sums). rtol 1e-4, atol 1e-4
   (times sqrt(rows) for gamma and beta).
 
 Every output is also checked for writes past its end, and the launcher must
@@ -61,15 +63,30 @@ pytestmark = [pytest.mark.gpu, pytest.mark.time_limit(60)]
 #: LayerNorm widths per block of the launcher: the width's items are width / 4
 #: float4s when the width is a multiple of 4, else width numbers, and a block has
 #: 64 threads (with one item a thread or fewer, then with up to 4), 128, ... 1024
-#: threads with up to 4 items a thread, then 1024 threads with more.
+#: threads with up to 4 items a thread, then 1024 threads with more (up to 8: the
+#: widest row is 8192).
 LAYERNORM_WIDTHS = {
     "64x1": (1, 2, 3, 4, 5, 31, 63, 64, 128, 256),
     "64": (65, 255, 260, 1024),
     "128": (257, 511, 1028, 2048),
     "256": (513, 1023, 2052, 4096),
     "512": (1025, 2047, 4100, 8192),
-    "1024": (2049, 4095, 8196, 16384),
-    "longer": (4097, 8191, 16388),
+    "1024": (2049, 4095),
+    "longer": (4097, 8191),
+}
+
+#: The same for LayerNorm's gradient, whose launcher gives a block's threads up
+#: to 2 items each (LAYERNORM_BACKWARD_ITEMS_PER_THREAD) and picks the copy of the
+#: kernel that holds 1, 2, 4 or 8 items a thread: the shortest and the longest
+#: rows of each block size and copy, float4s and single numbers.
+LAYERNORM_BACKWARD_WIDTHS = {
+    "64": (1, 3, 63, 64, 4, 256, 65, 127, 260, 512),
+    "128": (129, 255, 516, 1024),
+    "256": (257, 511, 1028, 2048),
+    "512": (513, 1023, 2052, 4096),
+    "1024x2": (1025, 2047, 4100, 8192),
+    "1024x4": (2049, 4095),
+    "1024x8": (4097, 8191),
 }
 
 
@@ -252,9 +269,9 @@ def check_layernorm_backward(student, seed, rows, width, offset=0.0):
 
 
 @pytest.mark.task("hw4.4")
-@pytest.mark.parametrize("block", sorted(LAYERNORM_WIDTHS))
+@pytest.mark.parametrize("block", sorted(LAYERNORM_BACKWARD_WIDTHS))
 def test_layernorm_backward_every_block_size(student, block):
-    for width in LAYERNORM_WIDTHS[block]:
+    for width in LAYERNORM_BACKWARD_WIDTHS[block]:
         check_layernorm_backward(student, width, 3, width)
 
 
