@@ -98,10 +98,13 @@ __device__ bool aligned16(const void* pointer) {
 //
 // - softmaxRowByWarp, rows of up to SOFTMAX_WARP_COLS keys: one warp a row, no
 //   __syncthreads() and no shared memory. Lane l takes keys l, l + 32, ...
-//   and keeps them in registers (at most SOFTMAX_WARP_COLS / 32 a lane), so the
-//   row is read once; warpMax and warpSum combine the lanes. Short rows are
-//   the common case (a Transformer's attention has one row per query), and a
-//   block per row would leave most of its threads idle on them.
+//   and keeps them in registers, so the row is read once; warpMax and warpSum
+//   combine the lanes. Short rows are the common case (a Transformer's
+//   attention has one row per query), and a block per row would leave most of
+//   its threads idle on them. KEYS_PER_LANE (1, 2, 4, ... SOFTMAX_WARP_COLS /
+//   32) is the smallest that holds the row, known when compiling: the
+//   launcher picks among compiled copies of the kernel, and a copy for short
+//   rows needs few registers, so an SM holds more warps (more loads in flight).
 // - softmaxRowByBlock, longer rows: one block a row, blockDim.x threads (a
 //   power of 2, ROW_MIN_THREADS to ROW_THREADS, the launcher picks enough for
 //   the row); thread t handles keys t, t + blockDim.x, ... Plan: read the row
@@ -113,12 +116,12 @@ __device__ bool aligned16(const void* pointer) {
 // padding flags (nullptr when there is no padding mask) and query the row's
 // query.
 
-// One row of up to SOFTMAX_WARP_COLS keys, by the 32 lanes of one warp.
+// One row of up to 32 * KEYS_PER_LANE keys, by the 32 lanes of one warp.
+template <int KEYS_PER_LANE>
 __device__ void softmaxRowByWarp(float* y, const float* x, const float* padding, int cols,
                                  int query, int causal) {
   const int lane = threadIdx.x % 32;
   // BEGIN SOLUTION hw4.1
-  constexpr int KEYS_PER_LANE = SOFTMAX_WARP_COLS / 32;
   // Registers: each index below is known when compiling (the loops are unrolled).
   float score[KEYS_PER_LANE], pad[KEYS_PER_LANE];
   // Read first, in a loop that uses nothing it reads: the loads then leave one
@@ -203,6 +206,7 @@ __device__ void softmaxRow(int row, float* out, const float* in, const float* ke
   *padding = key_padding == nullptr ? nullptr : key_padding + (size_t)sequence * cols;
 }
 
+template <int KEYS_PER_LANE>
 __global__ void attnSoftmaxWarpKernel(float* out, const float* in, const float* key_padding,
                                       int rows, int cols, int queries, int heads, int causal) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
@@ -211,8 +215,20 @@ __global__ void attnSoftmaxWarpKernel(float* out, const float* in, const float* 
   float* y;
   int query;
   softmaxRow(row, out, in, key_padding, cols, queries, heads, &x, &y, &padding, &query);
-  softmaxRowByWarp(y, x, padding, cols, query, causal);
+  softmaxRowByWarp<KEYS_PER_LANE>(y, x, padding, cols, query, causal);
 }
+
+// The kernels the launcher may pick (compiled here, where the template is).
+#define WARP_KERNEL(K)                                                                      \
+  template __global__ void attnSoftmaxWarpKernel<K>(float*, const float*, const float*, int, \
+                                                    int, int, int, int);
+WARP_KERNEL(1)
+WARP_KERNEL(2)
+WARP_KERNEL(4)
+WARP_KERNEL(8)
+WARP_KERNEL(16)
+WARP_KERNEL(32)
+#undef WARP_KERNEL
 
 __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,
                                   int cols, int queries, int heads, int causal) {

@@ -20,8 +20,9 @@
 // The longest row the attention softmax takes (a row is cached in shared memory).
 #define SOFTMAX_MAX_COLS 8192
 // The attention softmax's rows of at most SOFTMAX_WARP_COLS keys take one warp
-// each (the row in registers, SOFTMAX_WARP_COLS / 32 keys a lane), in blocks of
-// SOFTMAX_WARP_ROWS warps.
+// each (the row in registers: attnSoftmaxWarpKernel<K> holds K keys a lane, the
+// launcher picks the smallest K of 1, 2, 4, ... SOFTMAX_WARP_COLS / 32 with
+// 32 K >= cols), in blocks of SOFTMAX_WARP_ROWS warps.
 #define SOFTMAX_WARP_COLS 1024
 #define SOFTMAX_WARP_ROWS 4
 // The widest row LayerNorm takes (layerNormBackwardKernel keeps a thread's
@@ -38,11 +39,13 @@
 // Attention softmax, forward (hw4.1). in, out: (batch, heads, queries, cols),
 // contiguous. key_padding: nullptr, or (batch, cols) with a nonzero number at
 // every key that is padding. causal: 1 when key j > query i is masked.
-// Rows of at most SOFTMAX_WARP_COLS keys: attnSoftmaxWarpKernel, a warp per
-// row, blocks of 32 * SOFTMAX_WARP_ROWS threads (warp w of block b takes row
+// Rows of at most SOFTMAX_WARP_COLS keys: attnSoftmaxWarpKernel<K> (32 K >= cols;
+// fused.cu compiles K = 1, 2, 4, ... SOFTMAX_WARP_COLS / 32), a warp per row,
+// blocks of 32 * SOFTMAX_WARP_ROWS threads (warp w of block b takes row
 // b * SOFTMAX_WARP_ROWS + w). Longer rows: attnSoftmaxKernel, one block per row
 // (blockIdx.x = the row), blockDim.x threads (a power of 2 from
 // ROW_MIN_THREADS to ROW_THREADS), cols floats of dynamic shared memory.
+template <int KEYS_PER_LANE>
 __global__ void attnSoftmaxWarpKernel(float* out, const float* in, const float* key_padding,
                                       int rows, int cols, int queries, int heads, int causal);
 __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_padding, int rows,

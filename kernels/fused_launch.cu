@@ -109,10 +109,16 @@ int attnSoftmax(float* out, const float* in, const float* key_padding, int batch
   if (rows == 0 || cols == 0) return cudaSuccess;
   causal = causal ? 1 : 0;
   void* args[] = {&out, &in, &key_padding, &rows, &cols, &queries, &heads, &causal};
-  if (cols <= SOFTMAX_WARP_COLS) {  // a warp per row
+  if (cols <= SOFTMAX_WARP_COLS) {  // a warp per row, the fewest keys a lane that hold it
+    static_assert(SOFTMAX_WARP_COLS == 32 * 32, "the kernels below hold 1 to 32 keys a lane");
+    const void* kernel = cols <= 32    ? (const void*)attnSoftmaxWarpKernel<1>
+                         : cols <= 64  ? (const void*)attnSoftmaxWarpKernel<2>
+                         : cols <= 128 ? (const void*)attnSoftmaxWarpKernel<4>
+                         : cols <= 256 ? (const void*)attnSoftmaxWarpKernel<8>
+                         : cols <= 512 ? (const void*)attnSoftmaxWarpKernel<16>
+                                       : (const void*)attnSoftmaxWarpKernel<32>;
     int blocks = (rows + SOFTMAX_WARP_ROWS - 1) / SOFTMAX_WARP_ROWS;
-    return launch(SOFTMAX, (const void*)attnSoftmaxWarpKernel, blocks, 32 * SOFTMAX_WARP_ROWS, 0,
-                  args);
+    return launch(SOFTMAX, kernel, blocks, 32 * SOFTMAX_WARP_ROWS, 0, args);
   }
   return launch(SOFTMAX, (const void*)attnSoftmaxKernel, rows,
                 row_threads(cols, SOFTMAX_ITEMS_PER_THREAD), cols * sizeof(float), args);

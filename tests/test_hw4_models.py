@@ -379,8 +379,9 @@ def test_every_block_size_table_reaches_each_launch_shape():
     the softmax gradient, LAYERNORM_WIDTHS for LayerNorm) against fused_launch.cu's
     rule: each group's rows get one block size, and together they reach every block
     size, with one item a thread and with the most items a thread. The softmax
-    forward's table (SOFTMAX_SHAPES) reaches a warp per row with 1 and with
-    SOFTMAX_WARP_COLS / 32 keys a lane, and every block size of the longer rows."""
+    forward's table (SOFTMAX_SHAPES) takes the shortest and the longest row of
+    each warp-per-row kernel (1, 2, 4, ... SOFTMAX_WARP_COLS / 32 keys a lane),
+    and every block size of the longer rows."""
     c = header_constants()
     fused_cases, test_fused_kernels = hw4_modules("fused_cases", "test_fused_kernels")
 
@@ -407,8 +408,16 @@ def test_every_block_size_table_reaches_each_launch_shape():
     warp_cols = c["SOFTMAX_WARP_COLS"]
     warp = {k: rows for k, rows in fused_cases.SOFTMAX_SHAPES.items() if min(rows) <= warp_cols}
     assert all(max(rows) <= warp_cols for rows in warp.values()), warp
-    lanes = {-(-n // 32) for rows in warp.values() for n in rows}  # keys a lane
-    assert {1, warp_cols // 32} <= lanes and max(lanes) == warp_cols // 32
+    kernels: dict[int, set[int]] = {}  # keys a lane of the kernel -> rows it gets
+    for n in (n for rows in warp.values() for n in rows):
+        kernels.setdefault(1 << (-(-n // 32) - 1).bit_length(), set()).add(n)
+    assert sorted(kernels) == [1 << k for k in range((warp_cols // 32).bit_length())]
+    assert all({16 * k + 1 if k > 1 else 1, 32 * k} <= rows for k, rows in kernels.items()), kernels
+    launcher = (REPO / "kernels" / "fused_launch.cu").read_text()
+    picks = re.findall(r"cols <= (\d+)\s*\? \(const void\*\)attnSoftmaxWarpKernel<(\d+)>", launcher)
+    assert picks and all(int(n) == 32 * int(k) for n, k in picks), picks  # the same rule
+    assert [int(k) for _, k in picks] == sorted(kernels)[:-1], picks
+    assert f": (const void*)attnSoftmaxWarpKernel<{warp_cols // 32}>" in launcher
     longer = {k: v for k, v in fused_cases.SOFTMAX_SHAPES.items() if k not in warp}
     blocks, loads = reached(longer, lambda n: n, c["SOFTMAX_ITEMS_PER_THREAD"])
     assert blocks == {n for n in every if n * c["SOFTMAX_ITEMS_PER_THREAD"] > warp_cols}

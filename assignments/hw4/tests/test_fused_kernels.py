@@ -8,8 +8,8 @@ everywhere; the tolerances are below (they allow for float32 arithmetic).
 
 - hw4.1 softmax: rows of every launch shape the launcher picks (the shortest and
   the longest row of each: a warp per row for 1 to 32 keys, 33 to 64, 65 to
-  256, 257 to 1024, then a block per row for 1025 to 2048, ... 4097 to 8192
-  keys); causal masks, key padding masks and both; rows whose every
+  128, ... 513 to 1024, then a block per row for 1025 to 2048, ... 4097 to
+  8192 keys); causal masks, key padding masks and both; rows whose every
   key is masked (all zeros); scores of magnitude 10^4 (exp overflows unless
   the row's maximum is subtracted). rtol 1e-5, atol 1e-6.
 - hw4.2 softmax gradient: rows of every block size; rows with masked keys and

@@ -30,15 +30,15 @@ SOFTMAX_BACKWARD_TOL = {"rtol": 1e-4, "atol": 1e-6}
 LAYERNORM_TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 #: The softmax forward's launch shapes for a row of n keys (fused_launch.cu): up to
-#: 1024 keys (SOFTMAX_WARP_COLS) a warp per row, with n / 32 keys a lane rounded up
-#: (1, 2, 3 to 8, 9 to 32), then one block per row of 256, 512 or 1024 threads (as
-#: BLOCK_SIZES). Each test of "every launch shape" takes the shortest and the
-#: longest row of one of them.
+#: 1024 keys (SOFTMAX_WARP_COLS) a warp per row, in a kernel holding 1, 2, 4, 8, 16
+#: or 32 keys a lane (the fewest that hold the row), then one block per row of 256,
+#: 512 or 1024 threads (as BLOCK_SIZES). The tests of "every launch shape" take the
+#: shortest and the longest row of each.
 SOFTMAX_SHAPES = {
     "warp1": (1, 32),
     "warp2": (33, 64),
-    "warp8": (65, 256),
-    "warp32": (257, 1024),
+    "warp4-8": (65, 128, 129, 256),
+    "warp16-32": (257, 512, 513, 1024),
     "256": (1025, 2048),
     "512": (2049, 4096),
     "1024": (4097, 8192),
