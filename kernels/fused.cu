@@ -196,14 +196,19 @@ __device__ void softmaxRowByBlock(float* y, const float* x, const float* padding
 // The launcher launches attnSoftmaxWarpKernel for rows of at most
 // SOFTMAX_WARP_COLS keys and attnSoftmaxKernel for longer rows.
 
-__device__ void softmaxRow(int row, float* out, const float* in, const float* key_padding,
-                           int cols, int queries, int heads, const float** x, float** y,
-                           const float** padding, int* query) {
+// Where a row's numbers are, and what masks its keys.
+struct SoftmaxRow {
+  const float* x;        // the scores
+  float* y;              // the probabilities
+  const float* padding;  // the sequence's key-padding flags, or nullptr
+  int query;             // the row's query position (for the causal mask)
+};
+
+__device__ SoftmaxRow softmaxRow(int row, float* out, const float* in, const float* key_padding,
+                                 int cols, int queries, int heads) {
   const int sequence = row / (heads * queries);
-  *query = row % queries;
-  *x = in + (size_t)row * cols;
-  *y = out + (size_t)row * cols;
-  *padding = key_padding == nullptr ? nullptr : key_padding + (size_t)sequence * cols;
+  return {in + (size_t)row * cols, out + (size_t)row * cols,
+          key_padding == nullptr ? nullptr : key_padding + (size_t)sequence * cols, row % queries};
 }
 
 template <int KEYS_PER_LANE>
@@ -211,11 +216,8 @@ __global__ void attnSoftmaxWarpKernel(float* out, const float* in, const float* 
                                       int rows, int cols, int queries, int heads, int causal) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (row >= rows) return;  // the whole warp
-  const float *x, *padding;
-  float* y;
-  int query;
-  softmaxRow(row, out, in, key_padding, cols, queries, heads, &x, &y, &padding, &query);
-  softmaxRowByWarp<KEYS_PER_LANE>(y, x, padding, cols, query, causal);
+  const SoftmaxRow r = softmaxRow(row, out, in, key_padding, cols, queries, heads);
+  softmaxRowByWarp<KEYS_PER_LANE>(r.y, r.x, r.padding, cols, r.query, causal);
 }
 
 // The kernels the launcher may pick (compiled here, where the template is).
@@ -236,11 +238,8 @@ __global__ void attnSoftmaxKernel(float* out, const float* in, const float* key_
   __shared__ float scratch[32];     // for blockMax and blockSum
   const int row = blockIdx.x;
   if (row >= rows) return;  // the whole block
-  const float *x, *padding;
-  float* y;
-  int query;
-  softmaxRow(row, out, in, key_padding, cols, queries, heads, &x, &y, &padding, &query);
-  softmaxRowByBlock(y, x, padding, cols, query, causal, cache, scratch);
+  const SoftmaxRow r = softmaxRow(row, out, in, key_padding, cols, queries, heads);
+  softmaxRowByBlock(r.y, r.x, r.padding, cols, r.query, causal, cache, scratch);
 }
 
 // The gradient of the softmax (hw4.2).

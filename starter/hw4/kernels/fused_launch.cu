@@ -192,9 +192,9 @@ int layerNormBackward(float* grad_in, float* grad_gamma, float* grad_beta, const
                 param_args);
 }
 
-// counts[0..4] = the successful launches so far of the attention softmax
-// (attnSoftmaxWarpKernel or attnSoftmaxKernel), attnSoftmaxBackwardKernel, layerNormKernel, layerNormBackwardKernel and
-// layerNormParamGradKernel, in this process.
+// counts[0..4] = the successful launches so far, in this process, of the attention
+// softmax (attnSoftmaxWarpKernel or attnSoftmaxKernel), attnSoftmaxBackwardKernel,
+// layerNormKernel, layerNormBackwardKernel and layerNormParamGradKernel.
 int fusedLaunchCounts(int64_t* counts) {
   for (int k = 0; k < KINDS; ++k) counts[k] = launches[k];
   return cudaSuccess;
