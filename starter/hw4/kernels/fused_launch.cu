@@ -158,6 +158,8 @@ int layerNormBackward(float* grad_in, float* grad_gamma, float* grad_beta, const
   const int items = vectorized ? width / 4 : width;
   const int threads = row_threads(items, LAYERNORM_BACKWARD_ITEMS_PER_THREAD);
   const int per_thread = (items + threads - 1) / threads;  // 1 to 8 (2 for float4s)
+  static_assert(LAYERNORM_BACKWARD_ITEMS_PER_THREAD <= 2 && LAYERNORM_MAX_WIDTH <= 8192,
+                "the copies below hold at most 2 float4s or 8 floats a thread");
   const void* kernel = vectorized ? (per_thread <= 1 ? (const void*)layerNormBackwardKernel<float4, 1>
                                                      : (const void*)layerNormBackwardKernel<float4, 2>)
                        : per_thread <= 1 ? (const void*)layerNormBackwardKernel<float, 1>
