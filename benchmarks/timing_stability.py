@@ -47,10 +47,21 @@ from grader.context import render_context  # noqa: E402
 from grader.manifest import Course  # noqa: E402
 from grader.starter import write_tree  # noqa: E402
 
+#: Neighbours, each running until its parent (this script) is gone: one core's spin,
+#: and matrix products on a GPU.
+SPIN = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
 GPU_HOG = """
+import os
 import torch
+parent = os.getppid()
 x = torch.randn(8192, 8192, device="cuda")
-while True:
+while os.getppid() == parent:
     x = (x @ x).clamp_(-1, 1)
 """
 
@@ -62,9 +73,7 @@ def busy(kind: str, grading_gpus: tuple[str, ...]) -> Iterator[str]:
     what = "none"
     if kind in ("cpu", "both"):
         count = os.cpu_count() or 1
-        processes += [
-            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
-        ]
+        processes += [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(count)]
         what = f"{count} spinning processes (one per core)"
     if kind in ("gpu", "both"):
         others = [d for d in gpus.detect() if d not in grading_gpus]

@@ -13,6 +13,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: A process that spins on one core until its parent is gone (a killed test run
+#: leaves no hog behind to slow whatever runs next): `[sys.executable, "-c", HOG]`.
+HOG = (
+    "import os\n"
+    "parent = os.getppid()\n"
+    "while os.getppid() == parent:\n"
+    "    for _ in range(1_000_000):\n"
+    "        pass\n"
+)
+
 OPS = '''\
 """A tiny module with three graded functions."""
 

@@ -32,7 +32,7 @@ from grader.batch import BatchResult, discover, grade_batch
 from grader.context import Context, render_context
 from grader.errors import CheckFailed
 from grader.manifest import Course
-from tests.conftest import REPO, hidden_snippets, student_visible_text, tree_digest
+from tests.conftest import HOG, REPO, hidden_snippets, student_visible_text, tree_digest
 
 EXAMPLES = REPO / "examples" / "expected.toml"
 EXPECTED = tomllib.loads(EXAMPLES.read_text())
@@ -95,7 +95,7 @@ def busy_host() -> Iterator[None]:
     spinning on all cores but one, each in a session of its own, so the scheduler
     counts them one by one."""
     hogs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True)
         for _ in range(max(1, (os.cpu_count() or 1) - 1))
     ]
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import GOOD_OPS, submission
+from tests.conftest import GOOD_OPS, HOG, submission
 from tests.test_grade import COMPOSED_MUL, composed_course, grade_one, scores
 
 __all__ = ["composed_course"]  # the fixture, for the tests below
@@ -71,10 +71,7 @@ def test_a_busy_host_does_not_make_correct_code_run_out_of_time(
     too_slow = submission(subs, "slow", _busy_add(7.0))
     # Each in a session of its own: the scheduler's autogroups would otherwise count
     # the six as one, and the worker's group would hardly notice them.
-    hogs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
-        for _ in range(6)
-    ]
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True) for _ in range(6)]
     try:
         passed = grade_one(graded_course, fits, tmp_path)
         failed = grade_one(graded_course, too_slow, tmp_path)
